@@ -493,7 +493,7 @@ class FlowApp:
                "f_train_dsl": info.get("train_dsl"), "f_inference_dsl": info.get("inference_dsl"),
                "f_runtime_conf_on_party": info.get("runtime_conf_on_party"), "f_fate_version": pipeline.fate_version,
                "f_parent": pipeline.parent, "f_parent_info": info.get("parent_info"), "f_size": size,
-               "f_imported": 1 if imported else 0}
+               "f_imported": 1 if imported else 0, "f_loaded_times": 0}
         if self.profile.blueprint_app:
             row["f_description"] = ""
             row["f_job_status"] = "success"

@@ -51,8 +51,7 @@ class ModelTable:
                 + " AND ".join("%s = ?" % k for k in _KEY), [values[k] for k in _KEY]).fetchone()
             if existing:
                 values["f_create_time"], values["f_create_date"] = existing[0], existing[1]
-                if row.get("f_loaded_times") is None:
-                    values["f_loaded_times"] = existing[2]
+                values["f_loaded_times"] = existing[2]
             self._db.execute("INSERT OR REPLACE INTO t_machine_learning_model_info (%s) VALUES (%s)"
                              % (", ".join(COLUMNS), ", ".join("?" * len(COLUMNS))), [values[c] for c in COLUMNS])
 
