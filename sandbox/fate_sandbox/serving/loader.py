@@ -3,7 +3,8 @@
 URL choice: a non-blank `filePath` from the publishLoad request (URL-decoded); otherwise, with the
 registry on, a ZooKeeper child of /FATE-SERVICES/flow/online/transfer/providers whose decoded name ends
 with `/<namespace, '#' -> '~'>/<tableName>` (FATE Flow 1.5.2+ per-model node), else any provider that is
-a generic `.../v1/model/transfer` URL (FATE Flow 1.5.0/1.5.1 startup node); otherwise `model.transfer.url`.
+a generic `.../v1/model/transfer` URL (FATE Flow <=1.6 startup node; the one at `model.transfer.url`'s
+address first, since all the sandbox's Flows share one ZooKeeper); otherwise `model.transfer.url`.
 The request is `POST {"name": tableName, "namespace": namespace}`; a usable answer has retcode 0 (or none)
 and a non-empty `data` map of base64 strings.
 """
@@ -53,9 +54,13 @@ class FlowModelLoader:
             for url in decoded:
                 if url.endswith(suffix):
                     return url
-            for url in decoded:
-                if url.split("?", 1)[0].rstrip("/").endswith("/v1/model/transfer"):
-                    return url
+            generic = [url for url in decoded if url.split("?", 1)[0].rstrip("/").endswith("/v1/model/transfer")]
+            if generic:
+                # Real serving takes whichever provider its router picks; in the sandbox every party's
+                # Flow shares one ZooKeeper, so prefer the one at model.transfer.url's address.
+                own = urllib.parse.urlparse(self.config.model_transfer_url).netloc
+                generic.sort(key=lambda url: urllib.parse.urlparse(url).netloc != own)
+                return generic[0]
             LOG.info("no transfer provider for %s/%s in ZooKeeper (%d children)", namespace, table_name,
                      len(children))
         return self.config.model_transfer_url

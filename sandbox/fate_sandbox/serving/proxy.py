@@ -144,6 +144,8 @@ class InferenceEngine:
 
     def _guest_model(self, request):
         service_id = request.get("serviceId")
+        if isinstance(service_id, (int, float)) and not isinstance(service_id, bool):
+            service_id = str(service_id)
         if not isinstance(service_id, str) or not service_id.strip():
             return None, self._result(codes.PARAM_ERROR, "no service id")
         model = self.manager.by_service(service_id)

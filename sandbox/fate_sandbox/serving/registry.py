@@ -73,6 +73,7 @@ class ZkRegistry:
         try:
             self.client.start(timeout=self.config.zk_timeout)
         except (KazooTimeoutError, KazooException, OSError) as exc:
+            self._stopping.set()
             self._close()
             raise RegistryError("cannot connect to ZooKeeper %s: %s" % (self.config.zk_url, exc)) from exc
         self.client.add_listener(self._on_state)
@@ -153,6 +154,8 @@ class ZkRegistry:
     # -- session loss ----------------------------------------------------------------------------------
     def _on_state(self, state):
         # Runs in kazoo's event thread: no blocking calls here.
+        if self._stopping.is_set():
+            return
         if state == KazooState.LOST:
             LOG.warning("ZooKeeper session lost; will register again when reconnected")
             self._session_lost = True

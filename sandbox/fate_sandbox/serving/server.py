@@ -69,13 +69,20 @@ class ServingEmulator:
             self.registry.register_model_service()
             for service_id in self.manager.bound_services():
                 self.registry.register_service(service_id)
-        self.http_server = ProxyServer((cfg.ip, cfg.proxy_port), self.engine)
+        try:
+            self.http_server = ProxyServer((cfg.ip, cfg.proxy_port), self.engine)
+        except OSError as exc:
+            raise OSError("cannot listen on %s:%d (HTTP): %s" % (cfg.ip, cfg.proxy_port, exc)) from exc
         self._http_thread = threading.Thread(target=self.http_server.serve_forever, name="proxy-http",
                                              kwargs={"poll_interval": 0.5}, daemon=True)
         self._http_thread.start()
         LOG.info("serving-proxy HTTP listening on %s:%d", cfg.ip, cfg.proxy_port)
 
     def stop(self):
+        # Leave ZooKeeper first (the ephemeral nodes go with the session), so that nobody picks a
+        # serving that is going away; then stop serving requests.
+        if self.registry is not None:
+            self.registry.stop()
         if self.http_server is not None:
             self.http_server.shutdown()
             self.http_server.server_close()
@@ -83,8 +90,6 @@ class ServingEmulator:
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
             self.grpc_server = None
-        if self.registry is not None:
-            self.registry.stop()
 
 
 def main(argv=None):
