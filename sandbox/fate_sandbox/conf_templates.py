@@ -534,6 +534,7 @@ export FATE_DEPLOY_BASE="${fate_project_base}"
 # the emulators' package stands in for python/ of a real install
 export PYTHONPATH=@sandbox_q@
 venv=@venv_q@
+export PATH="${venv}/bin:${PATH}"
 export FATE_LOG_LEVEL=INFO
 """
 
@@ -559,6 +560,7 @@ DEFAULT_HTTP_PORT=@http_port@
 DEFAULT_GRPC_PORT=@grpc_port@
 
 if [[ -f "${PROJECT_BASE}/bin/init_env.sh" ]]; then
+    # shellcheck source=/dev/null
     source "${PROJECT_BASE}/bin/init_env.sh"
 fi
 export PYTHONPATH=@sandbox_q@

@@ -6,6 +6,7 @@ sandbox's own: `java -cp <jars> org.apache.zookeeper.server.quorum.QuorumPeerMai
 FATE_SANDBOX_ZK_CLASSPATH overrides the jar discovery (a java class path, ':'-separated).
 """
 import glob
+import logging
 import os
 import signal
 import socket
@@ -138,13 +139,20 @@ def _alive(pid):
         return False
 
 
-def client(hosts, user=None, password=None, timeout=10.0):
-    """A started kazoo client; with user/password it authenticates by digest."""
+def client(hosts, user=None, password=None, timeout=10.0, quiet=True):
+    """A started kazoo client; with user/password it authenticates by digest.
+
+    quiet: kazoo's connection chatter (e.g. "Connection dropped" when a session closes) is not
+    printed; errors still are."""
     from kazoo.client import KazooClient
     kwargs = {}
+    if quiet:
+        logger = logging.getLogger("fate_sandbox.zk.kazoo")
+        logger.setLevel(logging.ERROR)
+        kwargs["logger"] = logger
     if user is not None:
         from kazoo.security import make_digest_acl
-        kwargs = dict(auth_data=[("digest", "%s:%s" % (user, password))],
+        kwargs.update(auth_data=[("digest", "%s:%s" % (user, password))],
                       default_acl=[make_digest_acl(user, password, all=True)])
     zk = KazooClient(hosts=",".join(hosts) if isinstance(hosts, (list, tuple)) else hosts,
                      timeout=timeout, **kwargs)
