@@ -100,16 +100,22 @@ def infer(fed, pid, service_id):
                  "sendToRemoteFeatureData": {"device_id": "cli-test"}}}).json()
 
 
-@pytest.mark.parametrize("cli_version,versions", [
-    ("1.11.3", ("1.6", "1.11")),
-    ("1.7.2", ("1.11", "1.8")),
-    ("1.5.3", ("1.6", "1.11")),
-])
-def test_guide_procedure_end_to_end(sandbox, cli_factory, cli_version, versions):
-    """migrate -> archives really there -> import -> get-model-info -> export -> load -> bind -> inference."""
-    fed = sandbox(source=versions[0], destination=versions[1])
+@pytest.mark.parametrize("cli_version,versions,registry", [
+    ("1.11.3", ("1.6", "1.11"), False),
+    ("1.7.2", ("1.11", "1.8"), False),
+    ("1.5.3", ("1.6", "1.11"), False),
+    ("1.11.3", ("1.6", "1.11"), True),
+], ids=["cli-1.11.3", "cli-1.7.2", "cli-1.5.3", "cli-1.11.3-zookeeper-registry"])
+def test_guide_procedure_end_to_end(sandbox, cli_factory, cli_version, versions, registry):
+    """migrate -> archives really there -> import -> get-model-info -> export -> load -> bind -> inference.
+
+    With the registry on, every Flow finds its servings in ZooKeeper and every serving finds the
+    model's transfer URL there (digest ACL).
+    """
+    fed = sandbox(source=versions[0], destination=versions[1], registry=registry)
+    assert fed["zookeeper"]["enabled"] is registry
     cli = cli_factory(cli_version)
-    unify = "cli_%s" % cli_version.replace(".", "_")
+    unify = "cli_%s%s" % (cli_version.replace(".", "_"), "_zk" if registry else "")
     answer = do_migrate(cli, fed, unify)
     for role, ids in fed["migration"]["role"].items():
         for pid in ids:
@@ -150,6 +156,25 @@ def test_guide_procedure_end_to_end(sandbox, cli_factory, cli_version, versions)
     assert result["retcode"] == 0, result
     assert 0.0 < result["data"]["score"] < 1.0
     assert result["data"]["modelVersion"] == unify
+    if registry:
+        assert_registered(fed, dst, unify)
+
+
+def assert_registered(fed, dst, unify):
+    """The servings and the Flows' per-model transfer URLs are in ZooKeeper, behind the digest ACL."""
+    from urllib.parse import unquote
+    from kazoo.client import KazooClient
+    zk = fed["zookeeper"]
+    client = KazooClient(hosts=",".join(zk["hosts"]), auth_data=[("digest", "%s:%s" % (zk["user"], zk["password"]))])
+    client.start(timeout=10)
+    try:
+        servings = [unquote(c) for c in client.get_children("/FATE-SERVICES/serving/online/publishLoad/providers")]
+        assert any(dst["serving"]["grpc_address"] in c for c in servings), servings
+        transfers = [unquote(c) for c in client.get_children("/FATE-SERVICES/flow/online/transfer/providers")]
+        wanted = "/v1/model/transfer/guest~99~%s/%s" % (new_model_id(fed).replace("#", "~"), unify)
+        assert any(c.endswith(wanted) for c in transfers), transfers
+    finally:
+        client.stop()
 
 
 def test_duplicate_import_on_1_11_is_409(sandbox, cli_factory):
@@ -305,3 +330,62 @@ def test_int_party_ids_break_load_on_1_6(sandbox, cli_factory):
     code, answer, out = cli.run(party(fed, 9999)["flow_url"], ["model", "load", "-c", write(cli, "i.json", conf)])
     assert answer["retcode"] == 101, out
     assert answer["data"]["detail"]["guest"]["9999"]["retcode"] == 100
+
+
+def _set_app_key(path, app_key, secret_key):
+    with open(path) as f:
+        text = f.read()
+    new = re.sub(r"(?m)^(  http_app_key:).*$", lambda m: m.group(1) + (" " + app_key if app_key else ""), text)
+    new = re.sub(r"(?m)^(  http_secret_key:).*$", lambda m: m.group(1) + (" " + secret_key if secret_key else ""), new)
+    assert new != text or not app_key, "http_app_key/http_secret_key not found in %s" % path
+    with open(path, "w") as f:
+        f.write(new)
+
+
+def _restart_flow(fed, party_id):
+    import subprocess
+    import time
+    p = party(fed, party_id)
+    result = subprocess.run([fed["supervisorctl"], "-c", p["supervisor"]["config"], "restart",
+                             p["supervisor"]["flow_program"]], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for _ in range(100):
+        try:
+            requests.post(p["flow_url"] + "/v1/server/version/get", json={}, timeout=2)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError("flow %s did not come back" % party_id)
+
+
+def test_request_signing_on_1_8(sandbox, cli_factory):
+    """With http_app_key/http_secret_key set (1.7+), unsigned requests are refused and the real CLI's
+    HMAC signatures (JSON and multipart import) are accepted."""
+    fed = sandbox(source="1.11", destination="1.8")
+    cli = cli_factory("1.11.3")
+    dst = party(fed, 99)
+    conf_path = dst["config_files"][0]
+    with open(conf_path) as f:
+        original = f.read()
+    unify = "signed_1_8"
+    archive = archives_of(do_migrate(cli, fed, unify), fed)[("guest", "99")]
+    try:
+        _set_app_key(conf_path, "sandbox-app", "sandbox-secret-key")
+        _restart_flow(fed, 99)
+        unsigned = requests.post(dst["flow_url"] + "/v1/server/version/get", json={}, timeout=10)
+        assert unsigned.status_code == 401
+        code, answer, out = cli.run(dst["flow_url"], ["server", "versions"], app_key="sandbox-app",
+                                    secret_key="wrong-secret")
+        assert answer["retcode"] == 403, out
+        code, answer, out = cli.run(dst["flow_url"], ["server", "versions"], app_key="sandbox-app",
+                                    secret_key="sandbox-secret-key")
+        assert answer["retcode"] == 0 and answer["data"]["FATE"] == "1.8.0", out
+        conf = {"role": "guest", "party_id": 99, "model_id": new_model_id(fed), "model_version": unify,
+                "file": archive}
+        code, answer, out = cli.run(dst["flow_url"], ["model", "import", "-c", write(cli, "signed.json", conf)],
+                                    app_key="sandbox-app", secret_key="sandbox-secret-key")
+        assert answer == {"retcode": 0, "retmsg": "success"}, out
+    finally:
+        with open(conf_path, "w") as f:
+            f.write(original)
+        _restart_flow(fed, 99)
