@@ -6,7 +6,6 @@ FATE versions is selected by the profile's named flags (profiles.py), never by v
 import base64
 import copy
 import datetime
-import hashlib
 import hmac
 import itertools
 import json
@@ -148,10 +147,7 @@ class FlowApp:
             raise web.HTTPError(400) from exc
 
     def _before_request(self, req):
-        """G3: JSON and form together are refused; request signing when an app key/secret is set (§1.3)."""
-        if self.profile.blueprint_app and not self.profile.flask2 and req.body and req.form and \
-                req.content_type.startswith("application/json"):
-            return web.error_response(400, "Content-Type application/json and form data are not allowed together")
+        """Request signing when an app key and secret are configured (1.7+, §1.3)."""
         cfg = self.config
         if not (cfg.app_key and cfg.secret_key) or req.path.rstrip("/") in _INTERNAL:
             return None
@@ -851,6 +847,3 @@ def _summary(req):
         return "body=%s" % text
     return ""
 
-
-def sha256(data):
-    return hashlib.sha256(data).hexdigest()
