@@ -159,9 +159,13 @@ _HINTS = (
      'FATE 1.5.0 cannot migrate models (a bug fixed in 1.5.1): upgrade the cluster that runs the migration.'),
     (re.compile(r'Only deployed models could be used'),
      'Deploy the trained model first (fate.flow.model_deploy) and load the deployed child version.'),
-    (re.compile(r'not exists? in model local cache|Can not found .* model local cache'),
+    # Migrate's wording; load and deploy say "not exists in model local cache".
+    (re.compile(r'Can not found .* model local cache'),
      "The model is not in that party's model_local_cache: check model_id and model_version, import the model "
      "there first, or (federated_mode SINGLE) list in execute_party only parties whose models are on this cluster."),
+    (re.compile(r'not exists? in model local cache'),
+     "The model is not in that party's model_local_cache: check model_id and model_version, or import it on "
+     "that party first."),
     (re.compile(r'Unify model version .* has been occupied'),
      'Choose another unify_model_version: this one is already used by a model on that FATE Flow.'),
     (re.compile(r'local cache already existed|Model already exists|define_meta data already exists'),

@@ -583,3 +583,11 @@ def test_party_hints_are_not_repeated():
         check_party_results('/model/load', body, [('guest', '99'), ('host', '100')])
     assert info.value.message.count('fate.flow.model_deploy') == 1
     assert 'guest 99: Only deployed models' in info.value.message and 'host 100: Only deployed' in info.value.message
+
+
+def test_missing_model_hint_names_execute_party_only_for_migrate():
+    migrate = fc._hint_for("Can not found arbiter-10000#guest-9999#host-10000#model 1 model local cache")
+    load = fc._hint_for("Model guest#9999#arbiter-10000#guest-9999#host-10000#model 1 not exists in model local "
+                        "cache.")
+    assert "execute_party" in migrate
+    assert "execute_party" not in load and "import it" in load
