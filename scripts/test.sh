@@ -99,12 +99,16 @@ stage_integration() {
   local rc=0 prc targets
   # 1. pytest tests/sandbox: runs from the checkout (the sandbox is not part of the collection).
   if [ -d "$FF_ROOT/tests/sandbox" ]; then
-    note "pytest tests/sandbox (PYTHONPATH=sandbox, timeout ${FF_PYTEST_TIMEOUT:-900}s per test)"
+    # Two workers, one test file each at a time: the sandbox tests mostly wait on subprocesses, and
+    # a file's tests share the sandboxes they start (FF_PYTEST_WORKERS=0 runs them in one process).
+    local workers=(-n "${FF_PYTEST_WORKERS:-2}" --dist loadfile)
+    [ "${FF_PYTEST_WORKERS:-2}" = 0 ] && workers=()
+    note "pytest tests/sandbox (PYTHONPATH=sandbox, ${FF_PYTEST_WORKERS:-2} workers, timeout ${FF_PYTEST_TIMEOUT:-900}s per test)"
     (
       cd "$FF_ROOT" &&
       PYTHONPATH="$FF_ROOT/sandbox${PYTHONPATH:+:$PYTHONPATH}" \
       ANSIBLE_COLLECTIONS_PATH="$FF_ANSIBLE_COLLECTIONS_PATH" \
-        python -m pytest tests/sandbox -ra \
+        python -m pytest tests/sandbox -ra "${workers[@]}" \
           -o cache_dir="$FF_BUILD/.pytest_cache" \
           --timeout "${FF_PYTEST_TIMEOUT:-900}" \
           --junitxml "$FF_BUILD/test-results/sandbox.xml"

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Benchmark fate.flow.model_transfer against the usual ways of moving a file between two hosts.
+
+    .venv/bin/python bench/transfer.py [--sizes 100M,1G,4G] [--repeat 1] [--workdir DIR]
+                                       [--port 2299] [--net 127.0.88] [--skip fetch_copy]
+
+Starts two sshd on loopback addresses (sandbox/fate_sandbox/ssh.py), writes random archives of each
+size on "src", and moves each one to "dst" with:
+
+  plugin      ansible-playbook running fate.flow.model_transfer (transfer_mode=relay, defaults)
+  ssh_pipe    ssh src 'cat -- FILE' | ssh dst 'cat > OUT'   (no compression)
+  scp3        scp -3 src:FILE dst:OUT                        (through the controller)
+  fetch_copy  ansible.builtin.fetch to the controller, then ansible.builtin.copy to dst, with Ansible's
+              stock ssh settings (ssh_args "-C -o ControlMaster=auto -o ControlPersist=60s")
+
+For each run it records the wall time of the whole command, MiB/s, and the peak memory of the
+controller-side process tree: the sum of VmRSS of the command and all its descendants (Ansible's
+workers and the ssh clients included), sampled every 200 ms from /proc, plus the largest single
+process (getrusage RUSAGE_CHILDREN ru_maxrss, measured in a fresh subprocess per run). Prints one
+table per size and the ratios the plugin is judged on. Needs root or the current user's own sshd
+(see fate_sandbox.ssh), openssh-server and -client, and the project's .venv. Not part of the tests.
+"""
+import argparse
+import json
+import os
+import random
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SANDBOX = os.path.join(REPO, "sandbox")
+VENV_BIN = os.path.join(REPO, ".venv", "bin")
+MIB = 1024 * 1024
+PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
+METHODS = ("plugin", "ssh_pipe", "scp3", "fetch_copy")
+
+# Runs one command in a fresh interpreter and prints the largest RSS among the processes it waited
+# for (transitively): RUSAGE_CHILDREN's ru_maxrss is a maximum, not a sum.
+MAXRSS_WRAPPER = r'''
+import resource, subprocess, sys
+rc = subprocess.call(sys.argv[1:])
+print("MAXRSS_KIB=%d" % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(rc)
+'''
+
+
+def parse_size(text):
+    text = text.strip().upper().rstrip("B").rstrip("I")
+    factor = {"K": 1024, "M": MIB, "G": 1024 * MIB}.get(text[-1:], 1)
+    return int(float(text[:-1] if text[-1:] in "KMG" else text) * factor)
+
+
+def human(size):
+    if size >= 1024 * MIB and size % (1024 * MIB) == 0:
+        return "%d GiB" % (size // (1024 * MIB))
+    return "%d MiB" % (size // MIB)
+
+
+def _rss_kib(pid):
+    try:
+        with open("/proc/%d/statm" % pid, encoding="ascii") as handle:
+            return int(handle.read().split()[1]) * PAGE_KIB
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def tree_rss_kib(root_pid):
+    """Sum of the resident set sizes (KiB) of root_pid and all its descendants (by parent pid)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open("/proc/%s/stat" % entry, "rb") as handle:
+                    ppid = int(handle.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [root_pid]
+    while todo:
+        pid = todo.pop()
+        total += _rss_kib(pid)
+        todo.extend(children.get(pid, []))
+    return total
+
+
+def measure(argv, env=None, cwd=None):
+    """Run argv; returns (seconds, peak tree RSS MiB, largest process RSS MiB, rc, output tail)."""
+    wrapped = [sys.executable, "-c", MAXRSS_WRAPPER] + argv
+    started = time.monotonic()
+    proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    peak = [0]
+    done = threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], tree_rss_kib(proc.pid))
+            done.wait(0.2)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    seconds = time.monotonic() - started
+    done.set()
+    sampler.join()
+    maxrss = 0
+    for line in err.decode(errors="replace").splitlines():
+        if line.startswith("MAXRSS_KIB="):
+            maxrss = int(line.split("=", 1)[1])
+    tail = (out + err).decode(errors="replace")[-4000:]
+    return seconds, peak[0] / 1024.0, maxrss / 1024.0, proc.returncode, tail
+
+
+def _free(address, port):
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as sshd does: TIME_WAIT is fine
+        try:
+            sock.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def write_random(path, size):
+    chunk = 8 * MIB
+    with open(path, "wb") as handle:
+        left = size
+        while left:
+            n = min(left, chunk)
+            handle.write(os.urandom(n))
+            left -= n
+
+
+class Bench(object):
+    def __init__(self, args):
+        self.args = args
+        self.work = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="fate-transfer-bench-"))
+        os.makedirs(self.work, exist_ok=True)
+        self.env = dict(os.environ, PYTHONPATH=SANDBOX)
+        self.ssh = None
+
+    # -------------------------------------------------------------- setup
+    def start_hosts(self):
+        hosts = ["%s.1" % self.args.net, "%s.2" % self.args.net]
+        if not all(_free(h, self.args.port) for h in hosts):
+            sys.exit("port %d is taken on %s; use --port/--net" % (self.args.port, ", ".join(hosts)))
+        root = os.path.join(self.work, "hosts")
+        subprocess.run([sys.executable, "-m", "fate_sandbox.ssh", "start", "--root", root, "--hosts",
+                        ",".join(hosts), "--port", str(self.args.port)], env=self.env, check=True)
+        with open(os.path.join(root, "ssh", "ssh.json"), encoding="utf-8") as handle:
+            self.ssh = json.load(handle)
+        self.src, self.dst = (self.ssh["hosts"][h] for h in hosts)
+
+    def stop_hosts(self):
+        subprocess.run([sys.executable, "-m", "fate_sandbox.ssh", "stop", "--root",
+                        os.path.join(self.work, "hosts")], env=self.env, check=False)
+
+    def stage(self):
+        self.collections = os.path.join(self.work, "collections")
+        subprocess.run([sys.executable, os.path.join(REPO, "scripts", "lib", "stage_collection.py"), "--source",
+                        REPO, "--dest", os.path.join(self.collections, "ansible_collections", "fate", "flow")],
+                       check=True, stdout=subprocess.DEVNULL)
+        self.cpdir = tempfile.mkdtemp(prefix="fbcp")
+        hostvars = {}
+        for name, h in (("src", self.src), ("dst", self.dst)):
+            hostvars[name] = {"ansible_host": h["host"], "ansible_port": h["port"], "ansible_user": h["user"],
+                              "ansible_ssh_private_key_file": h["private_key"],
+                              "ansible_ssh_common_args": self.ssh["ssh_common_args"],
+                              "ansible_python_interpreter": "/usr/bin/python3"}
+        hostvars["localhost"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
+        self.inventory = os.path.join(self.work, "inventory.json")
+        with open(self.inventory, "w", encoding="utf-8") as handle:
+            json.dump({"all": {"hosts": hostvars}}, handle)
+        # the project's settings (ansible.cfg of the repository: no -C) for the plugin ...
+        self.cfg_project = os.path.join(self.work, "project.cfg")
+        with open(self.cfg_project, "w", encoding="utf-8") as handle:
+            handle.write("[defaults]\ngathering = explicit\nretry_files_enabled = False\n[connection]\n"
+                         "pipelining = True\n[ssh_connection]\n"
+                         "ssh_args = -o ControlMaster=auto -o ControlPersist=60s\ncontrol_path_dir = %s\n"
+                         % self.cpdir)
+        # ... and Ansible's stock settings for fetch + copy (ssh_args default includes -C)
+        self.cfg_stock = os.path.join(self.work, "stock.cfg")
+        with open(self.cfg_stock, "w", encoding="utf-8") as handle:
+            handle.write("[defaults]\ngathering = explicit\nretry_files_enabled = False\n[ssh_connection]\n"
+                         "control_path_dir = %s\n" % self.cpdir)
+
+    def ansible_env(self, cfg):
+        return dict(os.environ, ANSIBLE_CONFIG=cfg, ANSIBLE_COLLECTIONS_PATH=self.collections,
+                    ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-tmp"))
+
+    def ssh_argv(self, host):
+        return ["ssh", "-i", host["private_key"], "-p", str(host["port"]), "-o", "Compression=no",
+                "-o", "ControlMaster=no", "-o", "ControlPath=none"] + shlex.split(self.ssh["ssh_common_args"]) + \
+               ["%s@%s" % (host["user"], host["host"])]
+
+    # -------------------------------------------------------------- methods
+    def playbook(self, name, tasks, hosts="dst"):
+        path = os.path.join(self.work, name + ".yml")
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump([{"hosts": hosts, "gather_facts": False, "tasks": tasks}], handle)
+        return path
+
+    def run_plugin(self, src, out):
+        book = self.playbook("plugin", [
+            {"name": "transfer", "fate.flow.model_transfer": {"src_host": "src", "src": src, "dest": out,
+                                                              "progress_interval": 0},
+             "register": "r"},
+            {"name": "report", "ansible.builtin.debug": {"msg": "BENCHRESULT {{ r | to_json }}"}}])
+        measured = measure([os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, book],
+                           env=self.ansible_env(self.cfg_project))
+        extra = {}
+        for line in measured[4].splitlines():
+            line = line.strip()
+            if line.startswith('"msg": "BENCHRESULT '):
+                data = json.loads(json.loads(line[len('"msg": '):])[len("BENCHRESULT "):])
+                extra = {"task_seconds": data.get("seconds"), "stream_mib_s": data.get("throughput")}
+        return measured, extra
+
+    def run_ssh_pipe(self, src, out):
+        command = "%s %s | %s %s" % (
+            " ".join(shlex.quote(a) for a in self.ssh_argv(self.src)), shlex.quote("cat -- %s" % shlex.quote(src)),
+            " ".join(shlex.quote(a) for a in self.ssh_argv(self.dst)), shlex.quote("cat > %s" % shlex.quote(out)))
+        return measure(["/bin/bash", "-o", "pipefail", "-c", command]), {}
+
+    def run_scp3(self, src, out):
+        argv = ["scp", "-3", "-q", "-i", self.src["private_key"], "-P", str(self.src["port"])] + \
+            shlex.split(self.ssh["ssh_common_args"]) + \
+            ["%s@%s:%s" % (self.src["user"], self.src["host"], src),
+             "%s@%s:%s" % (self.dst["user"], self.dst["host"], out)]
+        return measure(argv), {}
+
+    def run_fetch_copy(self, src, out):
+        stage = os.path.join(self.work, "fetched")
+        shutil.rmtree(stage, ignore_errors=True)
+        os.makedirs(stage)
+        local = os.path.join(stage, os.path.basename(src))
+        book = self.playbook("fetch_copy", [
+            {"name": "fetch", "ansible.builtin.fetch": {"src": src, "dest": local, "flat": True},
+             "delegate_to": "src"},
+            {"name": "copy", "ansible.builtin.copy": {"src": local, "dest": out, "mode": "0600"}}])
+        try:
+            return measure([os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, book],
+                           env=self.ansible_env(self.cfg_stock)), {}
+        finally:
+            shutil.rmtree(stage, ignore_errors=True)
+
+    # -------------------------------------------------------------- main
+    def run(self):
+        sizes = [parse_size(s) for s in self.args.sizes.split(",") if s.strip()]
+        methods = [m for m in METHODS if m not in self.args.skip]
+        print("bench: work dir %s, sizes %s, methods %s, repeat %d" % (
+            self.work, ", ".join(human(s) for s in sizes), ", ".join(methods), self.args.repeat))
+        print("machine: %d cores, load %s, %s" % (os.cpu_count(), " ".join("%.2f" % v for v in os.getloadavg()),
+                                                 subprocess.run(["ssh", "-V"], capture_output=True,
+                                                                text=True).stderr.strip()))
+        self.start_hosts()
+        results = {}
+        try:
+            self.stage()
+            src_dir = os.path.join(self.work, "src #dir")
+            dst_dir = os.path.join(self.work, "dst #dir")
+            os.makedirs(src_dir, exist_ok=True)
+            os.makedirs(dst_dir, exist_ok=True)
+            for size in sizes:
+                src = os.path.join(src_dir, "guest#99#arbiter-100#guest-99#host-100#model_%s.zip"
+                                   % human(size).replace(" ", ""))
+                if not os.path.exists(src) or os.path.getsize(src) != size:
+                    print("writing %s of random data to %s ..." % (human(size), src), flush=True)
+                    write_random(src, size)
+                for repeat in range(self.args.repeat):
+                    order = list(methods)
+                    random.shuffle(order) if self.args.shuffle else None
+                    for method in order:
+                        out = os.path.join(dst_dir, "out.zip")
+                        for leftover in os.listdir(dst_dir):
+                            os.unlink(os.path.join(dst_dir, leftover))
+                        subprocess.run(["sync"], check=False)
+                        (seconds, tree, single, rc, tail), extra = getattr(self, "run_" + method)(src, out)
+                        ok = rc == 0 and os.path.exists(out) and os.path.getsize(out) == size
+                        row = {"seconds": seconds, "mib_s": size / MIB / seconds, "tree_mib": tree,
+                               "single_mib": single, "ok": ok}
+                        row.update(extra)
+                        results.setdefault(size, {}).setdefault(method, []).append(row)
+                        print("  %-8s %-10s run %d: %7.2f s %7.1f MiB/s  tree peak %6.1f MiB  largest process %6.1f MiB%s"
+                              % (human(size), method, repeat + 1, seconds, row["mib_s"], tree, single,
+                                 "" if ok else "  FAILED: " + tail.replace("\n", " | ")[-600:]), flush=True)
+                        for leftover in os.listdir(dst_dir):
+                            os.unlink(os.path.join(dst_dir, leftover))
+                if not self.args.keep_files:
+                    os.unlink(src)
+        finally:
+            self.stop_hosts()
+            shutil.rmtree(getattr(self, "cpdir", "/nonexistent"), ignore_errors=True)
+        self.report(results, sizes, methods)
+        if not self.args.workdir:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+    def report(self, results, sizes, methods):
+        def best(size, method, key="seconds"):
+            rows = [r for r in results.get(size, {}).get(method, []) if r["ok"]]
+            if not rows:
+                return None
+            rows.sort(key=lambda r: r["seconds"])
+            return rows[len(rows) // 2]  # median run
+
+        print()
+        print("| size | method | seconds | MiB/s | peak RSS, process tree (MiB) | largest process (MiB) |")
+        print("|---|---|---|---|---|---|")
+        for size in sizes:
+            for method in methods:
+                r = best(size, method)
+                if r is None:
+                    print("| %s | %s | failed | | | |" % (human(size), method))
+                    continue
+                note = ""
+                if method == "plugin" and r.get("stream_mib_s"):
+                    note = " (stream %.1f MiB/s, task %.1f s)" % (r["stream_mib_s"], r["task_seconds"])
+                print("| %s | %s | %.2f | %.1f%s | %.1f | %.1f |" % (human(size), method, r["seconds"], r["mib_s"],
+                                                                     note, r["tree_mib"], r["single_mib"]))
+        print()
+        print("| size | plugin / ssh_pipe (target >= 0.9) | plugin / scp3 | plugin / fetch_copy (target >= 8) |")
+        print("|---|---|---|---|")
+        for size in sizes:
+            p = best(size, "plugin")
+
+            def ratio(other):
+                o = best(size, other)
+                return "%.2f" % (o["seconds"] / p["seconds"]) if p and o else "n/a"
+            print("| %s | %s | %s | %s |" % (human(size), ratio("ssh_pipe"), ratio("scp3"), ratio("fetch_copy")))
+        plugin_peaks = [(s, best(s, "plugin")) for s in sizes]
+        plugin_peaks = [(s, r) for s, r in plugin_peaks if r]
+        if len(plugin_peaks) >= 2:
+            (s0, r0), (s1, r1) = plugin_peaks[0], plugin_peaks[-1]
+            print()
+            print("plugin peak memory (process tree): %.1f MiB at %s, %.1f MiB at %s: ratio %.2f (target <= 1.1)"
+                  % (r0["tree_mib"], human(s0), r1["tree_mib"], human(s1), r1["tree_mib"] / r0["tree_mib"]))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sizes", default="100M,1G,4G", help="comma-separated sizes (default: %(default)s)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method and size; the median is reported")
+    parser.add_argument("--shuffle", action="store_true", help="shuffle the method order of each repeat")
+    parser.add_argument("--skip", default="", help="comma-separated methods to leave out (%s)" % ", ".join(METHODS))
+    parser.add_argument("--workdir", help="keep files here (default: a temporary directory, removed at the end)")
+    parser.add_argument("--keep-files", action="store_true", help="keep the random source files")
+    parser.add_argument("--port", type=int, default=2299, help="sshd port (default: %(default)s)")
+    parser.add_argument("--net", default="127.0.88", help="sshd addresses NET.1 and NET.2 (default: %(default)s)")
+    args = parser.parse_args()
+    args.skip = [s.strip() for s in args.skip.split(",") if s.strip()]
+    Bench(args).run()
+
+
+if __name__ == "__main__":
+    main()
