@@ -1,6 +1,6 @@
 # fate.flow developer entry points. Run from the repository root. `make help` lists them.
 #
-#   make pipeline   the main job: bootstrap, start the sandbox federation, run the demo on it
+#   make pipeline   the main job: bootstrap, start the sandbox federation, run playbooks/pipeline.yml on it
 #   make test       bootstrap, then every test stage (scripts/test.sh)
 #
 # Sandbox options (make sandbox / pipeline):
@@ -11,7 +11,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 .NOTPARALLEL:
 .PHONY: help bootstrap stage test sanity units integration lint \
-        sandbox sandbox-stop sandbox-status pipeline clean distclean
+        sandbox sandbox-stop sandbox-status pipeline demo clean distclean
 
 VENV_PY := .venv/bin/python
 yes = $(filter 1 y yes true on,$(1))
@@ -62,7 +62,15 @@ sandbox-stop: ## stop what the sandbox started
 sandbox-status: ## show the sandbox's processes and addresses
 	$(SANDBOX_ENV) "$(VENV_PY)" -m fate_sandbox status $(SANDBOX_ROOT_ARG)
 
-pipeline: sandbox ## the main job: migrate, transfer, import and publish the model on the sandbox
+# The default sandbox is what inventories/sandbox describes: `make pipeline` takes no ROOT/BASE_PORT.
+REPORT_DIR := $(CURDIR)/.sandbox/reports
+
+pipeline: sandbox ## the main job: playbooks/pipeline.yml on the sandbox (migrate, transfer, import, publish), then its report
+	$(SANDBOX_ENV) ".venv/bin/ansible-playbook" -i "inventories/sandbox" "playbooks/pipeline.yml" \
+	  -e "fate_report_dir='$(REPORT_DIR)'" -e "fate_report_name=pipeline"
+	@cat "$(REPORT_DIR)/pipeline.txt"
+
+demo: sandbox ## FATE's manual procedure on the sandbox with the real flow CLI (the baseline the playbooks replace)
 	$(SANDBOX_ENV) "$(VENV_PY)" -m fate_sandbox.demo $(SANDBOX_ROOT_ARG)
 
 clean: ## stop the sandbox, remove build/ and .sandbox/ (keeps .venv)
