@@ -20,6 +20,7 @@ import time
 import requests
 
 from fate_sandbox.flowcli import FlowCLI
+from fate_sandbox.model_store import gen_model_id
 
 ARCHIVE_IN_RETMSG = re.compile(r"Model files can be found at '([^']+)'")
 
@@ -67,7 +68,7 @@ def run(federation, cli_version="1.11.3", service_id=None, log=print):
         for pid in ids:
             if answer["data"][role][str(pid)] != 0:
                 raise DemoError("migrate reported failure for %s %s" % (role, pid))
-    new_model_id = _new_model_id(migration["migrate_role"])
+    new_model_id = gen_model_id(migration["migrate_role"])
 
     log("2. copy archives to the destination parties")
     for role, old_pid, new_pid, path in archives:
@@ -106,10 +107,6 @@ def run(federation, cli_version="1.11.3", service_id=None, log=print):
               "inference": reply["data"]}
     _write(workdir, "report.json", report)
     return report
-
-
-def _new_model_id(roles):
-    return "#".join("%s-%s" % (r, "_".join(str(i) for i in sorted(set(roles[r])))) for r in sorted(roles)) + "#model"
 
 
 def _write(workdir, name, data):

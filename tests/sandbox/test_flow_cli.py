@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from fate_sandbox.flowcli import FlowCLI
+from fate_sandbox.model_store import gen_model_id
 
 ARCHIVE = re.compile(r"Model files can be found at '([^']+)'")
 pytestmark = pytest.mark.timeout(600)
@@ -44,8 +45,7 @@ def migrate_conf(fed, unify, mode="MULTIPLE", execute=None, role=None, migrate_r
 
 
 def new_model_id(fed):
-    roles = fed["migration"]["migrate_role"]
-    return "#".join("%s-%s" % (r, "_".join(str(i) for i in sorted(set(roles[r])))) for r in sorted(roles)) + "#model"
+    return gen_model_id(fed["migration"]["migrate_role"])
 
 
 def party(fed, pid):
