@@ -42,6 +42,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     to_str_party_id,
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_multipart import MultipartFileBody
+from ansible_collections.fate.flow.plugins.module_utils._serving_link import LAYOUTS, layout_for_version
 
 try:
     import requests
@@ -429,10 +430,11 @@ class FlowCapabilities(object):
 
     @property
     def config_files(self):
-        """FATE Flow's configuration files."""
-        if self._below(1, 5):
-            return ['arch/conf/server_conf.json', 'arch/conf/base_conf.yaml']
-        return ['conf/service_conf.yaml']
+        """FATE Flow's configuration files, from the serving link's layout table (the one place that knows them)."""
+        layout = 'service_conf'
+        if self.version is not None and self.version[0] == 1:
+            layout = layout_for_version(self.version)
+        return list(LAYOUTS[layout]['files'])
 
     def as_dict(self):
         return dict((name, getattr(self, name)) for name in self.NAMES)
