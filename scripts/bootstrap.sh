@@ -38,6 +38,9 @@ APT_PACKAGES=(
   openssh-server openssh-client
   zookeeper
   shellcheck
+  # The sandbox's party hosts are reached over SSH and run the modules with Debian's /usr/bin/python3,
+  # as a FATE host would: what the modules need on the managed host (docs/pipeline.md).
+  python3 python3-requests python3-yaml python3-kazoo
 )
 
 # ---------------------------------------------------------------------------- Python 3.11 choice

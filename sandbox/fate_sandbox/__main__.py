@@ -39,6 +39,8 @@ def parser():
     s.add_argument("--keep-data", action="store_true",
                    help="keep models, databases and logs of the previous run (configs are rewritten)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the services")
+    s.add_argument("--no-ssh", dest="ssh", action="store_false",
+                   help="do not start an sshd per party address (by default BASE+9 on every party address)")
 
     sub.add_parser("stop", parents=[root], help="stop exactly what the last start started")
     sub.add_parser("status", parents=[root], help="show supervisord programs and which ports answer")
@@ -53,7 +55,8 @@ def main(argv=None):
                 root=args.root, source_version=args.source_version,
                 destination_version=args.destination_version, party_versions=dict(args.party_version),
                 zookeeper=args.zookeeper, registry=args.registry, base_port=args.base_port,
-                subnet=args.subnet, zk_port=args.zk_port, keep_data=args.keep_data, timeout=args.timeout)
+                subnet=args.subnet, zk_port=args.zk_port, keep_data=args.keep_data, timeout=args.timeout,
+                ssh=args.ssh)
             federation.start(options, out=_out)
             return 0
         if args.command == "stop":

@@ -27,6 +27,7 @@ import xmlrpc.client
 
 from fate_sandbox import conf_templates as T
 from fate_sandbox import model_store, profiles, zk
+from fate_sandbox import ssh as sandbox_ssh
 
 SANDBOX_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))   # on the emulators' PYTHONPATH
 REPO = os.path.dirname(SANDBOX_DIR)
@@ -46,6 +47,9 @@ ZK_USER = zk.USER
 
 # Port offsets within a party's block of 10.
 FLOW_HTTP, FLOW_GRPC, SERVING_GRPC, SERVING_PROXY = range(4)
+# Every party host's sshd listens on its own address at base port + SSH_PORT_OFFSET (the first block's last
+# port: the same number on every address, as port 22 would be on real hosts).
+SSH_PORT_OFFSET = 9
 
 FEDERATION_FILE = "federation.json"
 STATE_FILE = "state.json"
@@ -73,6 +77,7 @@ class Options:
     zk_port: int = 12181
     keep_data: bool = False
     timeout: float = 20.0
+    ssh: bool = True          # one sshd per party address: the party hosts are reached over real SSH
 
     def __post_init__(self):
         self.root = os.path.abspath(os.path.expanduser(self.root))
@@ -110,7 +115,12 @@ class Options:
         return {"source_version": self.source_version, "destination_version": self.destination_version,
                 "party_versions": dict(sorted(self.party_versions.items())), "zookeeper": self.zookeeper,
                 "registry": self.registry, "base_port": self.base_port, "subnet": self.subnet,
-                "zk_port": self.zk_port if self.zookeeper else None}
+                "zk_port": self.zk_port if self.zookeeper else None, "ssh": self.ssh}
+
+
+def _user():
+    import getpass
+    return getpass.getuser()
 
 
 def _profile(version):
@@ -165,6 +175,7 @@ def plan(options, zk_password=""):
             sv_socket = os.path.join(_short_socket_dir(root), "%s.sock" % party_id)
         log_dir = os.path.join(home, profile.logs_dir, "fate_flow")
         flow_url = "http://%s:%d" % (address, port + FLOW_HTTP)
+        ssh_root = os.path.join(root, "ssh")
         parties[party_id] = {
             "party_id": party_id, "cluster": cluster, "roles": list(roles), "version": profile.name,
             "fate_version": profile.fate_version, "flow_version": profile.flow_version,
@@ -179,6 +190,14 @@ def plan(options, zk_password=""):
             "model_local_cache": os.path.join(home, profile.model_local_cache),
             "temp_dir": os.path.join(home, profile.temp_dir),
             "log_dir": log_dir,
+            # How Ansible reaches this party's host (None: --no-ssh). ssh_common_args holds the known_hosts path
+            # double-quoted for ssh's own parser, so a root with spaces works.
+            "ssh": {
+                "host": address, "port": options.base_port + SSH_PORT_OFFSET, "user": _user(),
+                "private_key": os.path.join(ssh_root, "client_key"),
+                "known_hosts": os.path.join(ssh_root, "known_hosts"),
+                "ssh_common_args": sandbox_ssh.common_args(os.path.join(ssh_root, "known_hosts")),
+            } if options.ssh else None,
             "supervisor": {
                 "config": os.path.join(sv_dir, "supervisord.conf"),
                 "server_url": "unix://" + sv_socket,
@@ -711,6 +730,11 @@ def state_problems(state):
         for host, port in entry.get("ports", []):
             if not port_open(host, port):
                 problems.append("party %s: nothing answers on %s:%d" % (party_id, host, port))
+    ssh_entry = state.get("ssh")
+    if ssh_entry:
+        for address in ssh_entry["addresses"]:
+            if not port_open(address, ssh_entry["port"]):
+                problems.append("no sshd answers on %s:%d" % (address, ssh_entry["port"]))
     zk_entry = state.get("zookeeper")
     if zk_entry:
         if not pid_alive(zk_entry.get("pid")):
@@ -722,6 +746,14 @@ def state_problems(state):
 
 def _stop_state(state, out, timeout=20.0):
     """Stop what `state` records, by pid; returns the ports still open afterwards."""
+    ssh_entry = state.get("ssh")
+    ssh_ports = []
+    if ssh_entry:
+        ssh_ports = [(a, ssh_entry["port"]) for a in ssh_entry["addresses"]]
+        if sandbox_ssh.stop(state["root"]):
+            out("  sshd stopped on %s" % ", ".join(ssh_entry["addresses"]))
+        else:
+            out("  some sshd under %s did not stop" % os.path.join(state["root"], "ssh"))
     parties = state.get("parties", {})
     waiting = []      # pids to see gone
     programs = {}     # party -> pids of its programs (to SIGKILL if supervisord cannot stop them)
@@ -781,7 +813,7 @@ def _stop_state(state, out, timeout=20.0):
             out("  pid %s is not our ZooKeeper any more; not touching it" % pid)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(os.path.dirname(zk_entry["config"]), "zookeeper.pid"))
-    return [(h, p) for h, p in party_ports + zk_ports if port_open(h, p, 0.2)]
+    return [(h, p) for h, p in party_ports + zk_ports + ssh_ports if port_open(h, p, 0.2)]
 
 
 def _poll(condition, timeout, interval=0.1):
@@ -801,7 +833,7 @@ def _poll(condition, timeout, interval=0.1):
 def _wipe(root, keep_data):
     if keep_data:
         return
-    for name in ("parties", "zookeeper"):
+    for name in ("parties", "zookeeper", "ssh"):
         path = os.path.join(root, name)
         if os.path.isdir(path) and not os.path.islink(path):
             shutil.rmtree(path)
@@ -816,6 +848,10 @@ def _check_ports_free(fed, options):
         for host, port in party_ports(party):
             if port_open(host, port, 0.2):
                 busy.append("%s:%d %s" % (host, port, port_owner(host, port)))
+    for address in ssh_addresses(fed):
+        port = options.base_port + SSH_PORT_OFFSET
+        if port_open(address, port, 0.2):
+            busy.append("%s:%d %s" % (address, port, port_owner(address, port)))
     if options.zookeeper and port_open(ZK_ADDRESS, options.zk_port, 0.2):
         busy.append("%s:%d %s" % (ZK_ADDRESS, options.zk_port, port_owner(ZK_ADDRESS, options.zk_port)))
     if busy:
@@ -869,6 +905,8 @@ def start(options, out=print):
             for party in fed["parties"].values():
                 write_party(fed, party)
             env = _child_env(fed)
+            if options.ssh:
+                _start_ssh(fed, options, state, out)
             for party_id, party in fed["parties"].items():
                 pid = start_supervisord(party, env)
                 state["parties"][party_id] = {
@@ -903,6 +941,24 @@ def _start_zookeeper(fed, options, state, out):
     zk.create_roots(zk_conf["hosts"], zk_conf["user"], zk_conf["password"])
     out("  zookeeper %s up (pid %d), %s ACL'd for user %s"
         % (zk_conf["hosts"][0], pid, " ".join(zk.ROOTS), zk_conf["user"]))
+
+
+def ssh_addresses(fed):
+    return [p["ssh"]["host"] for p in fed["parties"].values() if p.get("ssh")]
+
+
+def _start_ssh(fed, options, state, out):
+    addresses = ssh_addresses(fed)
+    port = options.base_port + SSH_PORT_OFFSET
+    try:
+        sandbox_ssh.start(options.root, addresses, port, timeout=options.timeout)
+    except (sandbox_ssh.SshSandboxError, OSError, subprocess.CalledProcessError) as exc:
+        raise SandboxError("sshd for the party hosts did not start: %s (is openssh-server installed? "
+                           "scripts/bootstrap.sh installs it; --no-ssh starts the sandbox without it)" % exc)
+    state["ssh"] = {"addresses": addresses, "port": port}
+    _save_state(options.root, state)
+    out("  sshd on %s, port %d (key %s)" % (", ".join(addresses), port,
+                                            os.path.join(options.root, "ssh", "client_key")))
 
 
 def stop(root, out=print):
@@ -940,6 +996,13 @@ def status(root, out=print):
         ok = ok and up
         out("zookeeper %s:%d pid %d: %s" % (zk_entry["address"], zk_entry["port"], zk_entry["pid"],
                                             "up" if up else "DOWN"))
+    ssh_entry = state.get("ssh")
+    if ssh_entry:
+        info = sandbox_ssh.status(root) or {"alive": {}}
+        for address in ssh_entry["addresses"]:
+            up = info["alive"].get(address, False)
+            ok = ok and up
+            out("sshd %s:%d: %s" % (address, ssh_entry["port"], "up" if up else "DOWN"))
     supervisorctl = venv_tool("supervisorctl")
     for party_id, entry in state.get("parties", {}).items():
         party = (fed or {}).get("parties", {}).get(party_id)

@@ -57,6 +57,14 @@ def _config_value(path):
     return '"%s"' % path
 
 
+def common_args(known_hosts):
+    """ssh options every client of these hosts needs (Ansible's ansible_ssh_common_args): their known_hosts
+    file, strict host key checking, only the given key."""
+    return " ".join(shlex.quote(a) for a in (
+        "-o", 'UserKnownHostsFile="%s"' % known_hosts, "-o", "StrictHostKeyChecking=yes",
+        "-o", "IdentitiesOnly=yes"))
+
+
 def _port_open(address, port, timeout=0.3):
     try:
         with socket.create_connection((address, port), timeout=timeout):
@@ -232,9 +240,7 @@ def start(root, hosts, port, timeout=15.0):
         "user": user,
         "private_key": p["client_key"],
         "known_hosts": p["known_hosts"],
-        "ssh_common_args": " ".join(shlex.quote(a) for a in (
-            "-o", 'UserKnownHostsFile="%s"' % p["known_hosts"], "-o", "StrictHostKeyChecking=yes",
-            "-o", "IdentitiesOnly=yes")),
+        "ssh_common_args": common_args(p["known_hosts"]),
         "hosts": hosts_info,
     }
     tmp = p["json"] + ".tmp"

@@ -67,7 +67,8 @@ def _slot_ports(slot):
     base = PORT_BASE + slot * SLOT_PORTS
     subnet = "127.100.%d" % (10 + slot)
     ports = [("%s.%d" % (subnet, i + 1), base + 10 * i + k) for i in range(4) for k in range(4)]
-    return base, subnet, ports + [("127.0.0.1", base + 45)]
+    ssh_ports = [("%s.%d" % (subnet, i + 1), base + 9) for i in range(4)]   # every party host's sshd
+    return base, subnet, ports + ssh_ports + [("127.0.0.1", base + 45)]
 
 
 SLOT_LOCK_DIR = os.path.join("/tmp", "fate-sandbox-slots-%d" % os.getuid())

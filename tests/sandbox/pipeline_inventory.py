@@ -8,7 +8,8 @@
 
 The variable names are the ones inventories/sandbox uses (docs/pipeline.md): one inventory host per party
 (`party<id>`) with `fate_party_id` (text), `fate_version`, `fate_flow_url`, `fate_home`, `fate_serving_proxy_url`,
-the local connection and the playbook's Python; groups `fate_parties`, `fate_source`, `fate_destination` and
+the party's own sshd (address, port, key, known_hosts; Debian's /usr/bin/python3), or the local connection for a
+sandbox started with --no-ssh; groups `fate_parties`, `fate_source`, `fate_destination` and
 `party_<id>`; the job-role mapping and the model in group_vars/all.yml. Running this on the default sandbox's
 federation.json reproduces inventories/sandbox apart from its comments and absolute paths.
 """
@@ -16,7 +17,10 @@ import json
 import os
 import sys
 
-PYTHON_INTERPRETER = "{{ ansible_playbook_python }}"
+LOCAL_INTERPRETER = "{{ ansible_playbook_python }}"
+# Over SSH the modules run with the host's Debian Python (requests, PyYAML, kazoo from Debian packages), as on a
+# FATE host; interpreter discovery would pick a broken pyenv shim on the development machines.
+SSH_INTERPRETER = "/usr/bin/python3"
 
 
 def _ids(ids):
@@ -25,6 +29,16 @@ def _ids(ids):
 
 def host_name(party_id):
     return "party%s" % party_id
+
+
+def connection_vars(party):
+    """How Ansible reaches a party's host: its own sshd (the sandbox's default), else a local connection."""
+    ssh = party.get("ssh")
+    if not ssh:
+        return {"ansible_connection": "local", "ansible_python_interpreter": LOCAL_INTERPRETER}
+    return {"ansible_host": ssh["host"], "ansible_port": ssh["port"], "ansible_user": ssh["user"],
+            "ansible_ssh_private_key_file": ssh["private_key"], "ansible_ssh_common_args": ssh["ssh_common_args"],
+            "ansible_python_interpreter": SSH_INTERPRETER}
 
 
 def inventory(fed):
@@ -39,9 +53,8 @@ def inventory(fed):
             "fate_flow_url": party["flow_url"],
             "fate_home": party["fate_home"],
             "fate_serving_proxy_url": party["serving"]["proxy_url"],
-            "ansible_connection": "local",
-            "ansible_python_interpreter": PYTHON_INTERPRETER,
         }
+        hosts[name].update(connection_vars(party))
         party_groups["party_%s" % party_id] = {"hosts": {name: None}}
         clusters[party["cluster"]]["party_%s" % party_id] = None
     children = {"fate_parties": {"hosts": dict((name, None) for name in hosts)},
