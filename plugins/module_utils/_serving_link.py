@@ -411,7 +411,10 @@ class YamlDocument(object):
         try:
             self.data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ServingLinkError('%s is not valid YAML; refusing to edit it: %s' % (name, _one_line(exc)))
+            mark = getattr(exc, 'problem_mark', None) or getattr(exc, 'context_mark', None)
+            problem = getattr(exc, 'problem', None) or getattr(exc, 'context', None) or _one_line(exc)
+            raise ServingLinkError(unparsable(name, 'YAML', mark.line + 1 if mark else None,
+                                              mark.column + 1 if mark else None, problem))
         if self.data is None:
             self.data = {}
         if not isinstance(self.data, dict):
@@ -727,6 +730,14 @@ def _plain_ok(text):
         return False
 
 
+def unparsable(name, kind, line, column, problem):
+    """The refusal for a config file that does not parse: the file, where, why, and what to do."""
+    where = 'line %d, column %d: ' % (line, column) if line and column else ('line %d: ' % line if line else '')
+    return ('%s is not valid %s (%s%s); refusing to edit it, nothing was written. FATE Flow cannot read this file '
+            'either: fix it by hand (or put back a known good copy, e.g. a backup %s.*~ left by an earlier run), '
+            'then run again.' % (name, kind, where, ' '.join(str(problem).split()), name))
+
+
 def _one_line(exc):
     return ' '.join(str(exc).split())
 
@@ -824,7 +835,8 @@ class JsonDocument(object):
         try:
             self.data = json.loads(text)
         except ValueError as exc:
-            raise ServingLinkError('%s is not valid JSON; refusing to edit it: %s' % (name, exc))
+            raise ServingLinkError(unparsable(name, 'JSON', getattr(exc, 'lineno', None), getattr(exc, 'colno', None),
+                                              getattr(exc, 'msg', None) or str(exc)))
         if not isinstance(self.data, dict):
             raise ServingLinkError('%s does not hold a JSON object at the top; refusing to edit it' % name)
         self.expected = copy.deepcopy(self.data)

@@ -118,6 +118,14 @@ def serving_address(name):
     return netloc or None
 
 
+def _close(client):
+    try:
+        client.stop()
+        client.close()
+    except Exception:  # pylint: disable=broad-except
+        pass
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -138,26 +146,30 @@ def main():
     auth = None
     if params['use_acl']:
         auth = [('digest', '%s:%s' % (params['user'], params['password']))]
-    client = KazooClient(hosts=hosts, auth_data=auth, timeout=params['timeout'])
+    try:
+        client = KazooClient(hosts=hosts, auth_data=auth, timeout=params['timeout'])
+    except ValueError as exc:
+        module.fail_json(msg='cannot use the ZooKeeper hosts %s: %s; give them as host:port' % (hosts, exc))
     try:
         client.start(timeout=params['timeout'])
     except KazooTimeoutError:
-        module.fail_json(msg='cannot connect to ZooKeeper %s within %s s' % (hosts, params['timeout']))
+        _close(client)
+        module.fail_json(msg='cannot connect to ZooKeeper %s within %s s: check that ZooKeeper runs there, that '
+                         'hosts names its client port (host:port, usually 2181) and that this host can reach it; '
+                         'nothing was changed' % (hosts, params['timeout']))
     try:
         path = params['path']
         exists = client.exists(path) is not None
         names = client.get_children(path) if exists else []
     except NoAuthError:
-        module.fail_json(msg='ZooKeeper %s refused to list %s (NoAuth): check use_acl, user and password'
+        module.fail_json(msg='ZooKeeper %s refused to list %s (NoAuth): the digest user or password is wrong, or '
+                         'use_acl is off while the nodes carry a digest ACL; check use_acl, user and password '
+                         '(FATE-Serving\'s acl.username and acl.password); nothing was changed'
                          % (hosts, params['path']))
     except KazooException as exc:
         module.fail_json(msg='cannot list %s in ZooKeeper %s: %s' % (params['path'], hosts, exc))
     finally:
-        try:
-            client.stop()
-            client.close()
-        except Exception:  # pylint: disable=broad-except
-            pass
+        _close(client)
     providers = [unquote(name) for name in names]
     servings = []
     for name in names:

@@ -325,6 +325,21 @@ def test_invalid_yaml_is_refused(text):
         sl.YamlDocument(text, 'bad.yaml')
 
 
+@pytest.mark.parametrize('kind, text, line, column', [
+    ('yaml', "a: 1\nservings:\n  hosts:\n  - a\n - b\n", 5, 2),
+    ('yaml', "a: 1\n{ not: [valid\n", 3, 1),
+    ('json', '{\n    "servers": {\n        "servings": ["a"],\n    }\n}\n', 4, 5),
+])
+def test_unparsable_file_names_file_line_and_what_to_do(kind, text, line, column):
+    name = '/data/projects/fate #1/conf/the_file'
+    with pytest.raises(sl.ServingLinkError) as info:
+        sl.document_for(kind, text, name)
+    message = str(info.value)
+    assert message.startswith('%s is not valid %s (line %d, column %d: ' % (name, kind.upper(), line, column))
+    assert 'nothing was written' in message and 'fix it by hand' in message and 'then run again' in message
+    assert '\n' not in message
+
+
 def test_not_a_mapping_is_refused():
     with pytest.raises(sl.ServingLinkError, match='mapping'):
         sl.YamlDocument("- a\n- b\n", 'list.yaml')

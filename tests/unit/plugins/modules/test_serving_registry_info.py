@@ -89,10 +89,49 @@ def test_no_auth_is_a_clear_failure(monkeypatch):
         raise NoAuthError()
 
     monkeypatch.setattr(FakeClient, 'get_children', refuse)
-    result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True, 'user': 'fate', 'password': 'wrong'})
-    assert result['failed'] and 'NoAuth' in result['msg'] and 'wrong' not in result['msg']
+    result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True, 'user': 'fate', 'password': 'Wr0ngPassw0rd'})
+    assert result['failed'] and 'NoAuth' in result['msg'] and 'Wr0ngPassw0rd' not in repr(result)
 
 
 def test_acl_needs_user_and_password(monkeypatch):
     result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True})
     assert result['failed'] and 'use_acl is True' in result['msg']
+
+
+def test_zookeeper_down_names_hosts_and_what_to_check(monkeypatch):
+    from kazoo.handlers.threading import KazooTimeoutError
+    stopped = []
+
+    def time_out(self, timeout=None):
+        raise KazooTimeoutError('Connection time-out')
+
+    monkeypatch.setattr(FakeClient, 'start', time_out)
+    monkeypatch.setattr(FakeClient, 'stop', lambda self: stopped.append(self))
+    result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True, 'user': 'fate', 'password': 'S3cretZk',
+                               'timeout': 2})
+    assert result['failed']
+    assert 'cannot connect to ZooKeeper z:2181 within 2.0 s' in result['msg']
+    assert 'check that ZooKeeper runs there' in result['msg'] and 'nothing was changed' in result['msg']
+    assert 'S3cretZk' not in repr(result)
+    assert stopped, 'the client is stopped before the module fails'
+
+
+def test_unusable_hosts_are_a_clear_failure(monkeypatch):
+    def bad_hosts(self, hosts, auth_data=None, timeout=10):
+        raise ValueError('bad port')
+
+    monkeypatch.setattr(FakeClient, '__init__', bad_hosts)
+    result = run(monkeypatch, {'hosts': ['z:notaport']})
+    assert result['failed'] and 'z:notaport' in result['msg'] and 'host:port' in result['msg']
+
+
+def test_no_auth_says_what_to_check(monkeypatch):
+    from kazoo.exceptions import NoAuthError
+
+    def refuse(self, path):
+        raise NoAuthError()
+
+    monkeypatch.setattr(FakeClient, 'exists', refuse)
+    result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True, 'user': 'fate', 'password': 'Wr0ngPw'})
+    assert 'check use_acl, user and password' in result['msg'] and 'nothing was changed' in result['msg']
+    assert 'Wr0ngPw' not in repr(result)
