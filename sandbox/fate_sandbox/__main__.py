@@ -34,13 +34,22 @@ def parser():
                    help="set use_registry: true in every FATE Flow config (implies --zookeeper)")
     s.add_argument("--base-port", type=int, default=19380,
                    help="first port; party i uses BASE+10*i+{0 flow http,1 flow grpc,2 serving grpc,3 proxy}")
-    s.add_argument("--subnet", default="127.0.10", help="parties listen on SUBNET.1 .. SUBNET.4")
+    s.add_argument("--subnet", default="127.0.10", help="parties listen on SUBNET.1 .. SUBNET.<2 * pairs>")
     s.add_argument("--zk-port", type=int, default=12181, help="ZooKeeper client port on 127.0.0.1")
     s.add_argument("--keep-data", action="store_true",
                    help="keep models, databases and logs of the previous run (configs are rewritten)")
     s.add_argument("--timeout", type=float, default=20.0, help="seconds to wait for the services")
     s.add_argument("--no-ssh", dest="ssh", action="store_false",
                    help="do not start an sshd per party address (by default BASE+9 on every party address)")
+    s.add_argument("--pairs", type=int, default=federation.DEFAULT_PAIRS, metavar="N",
+                   help="N source parties (9999, 10000, ...) and N destination parties (99, 100, ...): guest on "
+                        "the first of each cluster, hosts on the others, arbiter on the second (all three on the "
+                        "one party when N is 1); default %(default)s, FATE's migration guide")
+    s.add_argument("--model-size", default="0", metavar="SIZE",
+                   help="add one incompressible file of SIZE (100M, 1G, 4G; binary units) to the deployed model "
+                        "of each source party (its first job role), so each migrated archive is about that large")
+    s.add_argument("--model-size-party", action="append", default=[], metavar="PID",
+                   help="only these source parties get the --model-size file (repeatable)")
 
     sub.add_parser("stop", parents=[root], help="stop exactly what the last start started")
     sub.add_parser("status", parents=[root], help="show supervisord programs and which ports answer")
@@ -56,7 +65,8 @@ def main(argv=None):
                 destination_version=args.destination_version, party_versions=dict(args.party_version),
                 zookeeper=args.zookeeper, registry=args.registry, base_port=args.base_port,
                 subnet=args.subnet, zk_port=args.zk_port, keep_data=args.keep_data, timeout=args.timeout,
-                ssh=args.ssh)
+                ssh=args.ssh, pairs=args.pairs, model_size=args.model_size,
+                model_size_parties=args.model_size_party)
             federation.start(options, out=_out)
             return 0
         if args.command == "stop":

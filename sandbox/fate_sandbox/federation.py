@@ -40,6 +40,12 @@ PARTIES = (
     ("99", "destination", ("guest",)),
     ("100", "destination", ("host", "arbiter")),
 )
+# --pairs N: N source parties (9999, 10000, ...) then N destination parties (99, 100, ...); the default
+# federation above is the 2-pair one.
+DEFAULT_PAIRS = 2
+MAX_PAIRS = 100
+SOURCE_FIRST_ID = 9999
+DESTINATION_FIRST_ID = 99
 FLOW_PROGRAM = "fate-fateflow"
 SERVING_PROGRAM = "fate-serving-server"
 ZK_ADDRESS = "127.0.0.1"
@@ -60,6 +66,46 @@ class SandboxError(Exception):
     """Something the user should read: a port in use, a service that did not come up, ..."""
 
 
+def party_layout(pairs=DEFAULT_PAIRS):
+    """(party id, cluster, job roles) of a federation of `pairs` source and `pairs` destination parties.
+
+    In each cluster the guest is the first party and every other party is a host; the arbiter is the second party
+    (the first host). One pair puts guest, host and arbiter on one party per cluster. Two pairs is PARTIES.
+    """
+    if pairs == DEFAULT_PAIRS:
+        return PARTIES
+    out = []
+    for cluster, first in (("source", SOURCE_FIRST_ID), ("destination", DESTINATION_FIRST_ID)):
+        for index in range(pairs):
+            if pairs == 1:
+                roles = ("guest", "host", "arbiter")
+            elif index == 0:
+                roles = ("guest",)
+            elif index == 1:
+                roles = ("host", "arbiter")
+            else:
+                roles = ("host",)
+            out.append((str(first + index), cluster, roles))
+    return tuple(out)
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text):
+    """Bytes of a size like 1G, 100M, 512MiB, 4GB (binary units) or 1048576; 0 and '' mean none."""
+    if isinstance(text, int):
+        size = text
+    else:
+        m = re.fullmatch(r"\s*(\d+)\s*([KMGT]?)(?:I?B)?\s*", str(text or "0"), re.IGNORECASE)
+        if not m:
+            raise SandboxError("--model-size: expected a size like 100M, 1G or 4G (got %r)" % (text,))
+        size = int(m.group(1)) * SIZE_UNITS[m.group(2).upper()]
+    if size < 0:
+        raise SandboxError("--model-size may not be negative")
+    return size
+
+
 # --------------------------------------------------------------------------------------------
 # options and the plan (pure: no side effects)
 # --------------------------------------------------------------------------------------------
@@ -78,27 +124,50 @@ class Options:
     keep_data: bool = False
     timeout: float = 20.0
     ssh: bool = True          # one sshd per party address: the party hosts are reached over real SSH
+    pairs: int = DEFAULT_PAIRS  # source/destination party pairs (party_layout)
+    model_size: int = 0       # bytes of the payload file added to the deployed model (0: none); "1G" works too
+    model_size_parties: list = dataclasses.field(default_factory=list)   # source parties with it ([]: all)
 
     def __post_init__(self):
         self.root = os.path.abspath(os.path.expanduser(self.root))
         self.source_version = _profile(self.source_version).name
         self.destination_version = _profile(self.destination_version).name
-        known = {p[0] for p in PARTIES}
+        try:
+            self.pairs = int(self.pairs if self.pairs is not None else DEFAULT_PAIRS)
+        except (TypeError, ValueError):
+            raise SandboxError("--pairs must be a number from 1 to %d (got %r)" % (MAX_PAIRS, self.pairs)) from None
+        if not 1 <= self.pairs <= MAX_PAIRS:
+            raise SandboxError("--pairs must be from 1 to %d (got %d)" % (MAX_PAIRS, self.pairs))
+        layout = self.layout()
+        known = {p[0] for p in layout}
         versions = {}
         for party_id, version in dict(self.party_versions or {}).items():
             party_id = str(party_id)
             if party_id not in known:
                 raise SandboxError("--party-version: unknown party %s (parties: %s)"
-                                   % (party_id, ", ".join(p[0] for p in PARTIES)))
+                                   % (party_id, ", ".join(p[0] for p in layout)))
             versions[party_id] = _profile(version).name
         self.party_versions = versions
+        self.model_size = parse_size(self.model_size)
+        sources = [p[0] for p in layout if p[1] == "source"]
+        chosen = []
+        for party_id in self.model_size_parties or []:
+            party_id = str(party_id)
+            if party_id not in sources:
+                raise SandboxError("--model-size-party: %s is not a source party (source parties: %s)"
+                                   % (party_id, ", ".join(sources)))
+            if party_id not in chosen:
+                chosen.append(party_id)
+        if chosen and not self.model_size:
+            raise SandboxError("--model-size-party needs --model-size")
+        self.model_size_parties = [p for p in sources if p in chosen] if chosen else []
         if self.registry:
             self.zookeeper = True
         if not re.fullmatch(r"127\.\d{1,3}\.\d{1,3}", self.subnet) or \
                 any(int(x) > 255 for x in self.subnet.split(".")):
             raise SandboxError("--subnet must be three octets in 127.0.0.0/8, like 127.0.10 (got %r)"
                                % self.subnet)
-        for name, port, span in (("--base-port", self.base_port, 10 * len(PARTIES)),
+        for name, port, span in (("--base-port", self.base_port, 10 * len(layout)),
                                  ("--zk-port", self.zk_port, 1)):
             if not (1024 <= port and port + span <= 65536):
                 raise SandboxError("%s %d is out of range" % (name, port))
@@ -106,16 +175,32 @@ class Options:
             if ch in self.root:
                 raise SandboxError("the sandbox root may not contain %r: %s" % (ch, self.root))
 
+    def layout(self):
+        return party_layout(self.pairs)
+
+    def payload_parties(self):
+        """The source parties whose deployed model carries the --model-size payload."""
+        if not self.model_size:
+            return []
+        return self.model_size_parties or [p[0] for p in self.layout() if p[1] == "source"]
+
     def version_of(self, party_id, cluster):
         return self.party_versions.get(party_id) or (
             self.source_version if cluster == "source" else self.destination_version)
 
     def key(self):
         """The options that decide what runs (compared to warn when a start asks for something else)."""
-        return {"source_version": self.source_version, "destination_version": self.destination_version,
-                "party_versions": dict(sorted(self.party_versions.items())), "zookeeper": self.zookeeper,
-                "registry": self.registry, "base_port": self.base_port, "subnet": self.subnet,
-                "zk_port": self.zk_port if self.zookeeper else None, "ssh": self.ssh}
+        key = {"source_version": self.source_version, "destination_version": self.destination_version,
+               "party_versions": dict(sorted(self.party_versions.items())), "zookeeper": self.zookeeper,
+               "registry": self.registry, "base_port": self.base_port, "subnet": self.subnet,
+               "zk_port": self.zk_port if self.zookeeper else None, "ssh": self.ssh}
+        # Only when not the default, so the default federation.json/state.json keep their shape.
+        if self.pairs != DEFAULT_PAIRS:
+            key["pairs"] = self.pairs
+        if self.model_size:
+            key["model_size"] = self.model_size
+            key["model_size_parties"] = self.payload_parties()
+        return key
 
 
 def _user():
@@ -161,7 +246,8 @@ def plan(options, zk_password=""):
     root = options.root
     zk_hosts = ["%s:%d" % (ZK_ADDRESS, options.zk_port)] if options.zookeeper else []
     parties = {}
-    for index, (party_id, cluster, roles) in enumerate(PARTIES):
+    layout = options.layout()
+    for index, (party_id, cluster, roles) in enumerate(layout):
         version = options.version_of(party_id, cluster)
         profile = profiles.get(version)
         address = "%s.%d" % (options.subnet, index + 1)
@@ -217,11 +303,11 @@ def plan(options, zk_password=""):
                 "log_dir": os.path.join(serving_home, "logs"),
             },
         }
-    ids = {cluster: [p for p, c, _ in PARTIES if c == cluster] for cluster in ("source", "destination")}
+    ids = {cluster: [p for p, c, _ in layout if c == cluster] for cluster in ("source", "destination")}
 
     def role_map(cluster):
         out = {}
-        for party_id, c, roles in PARTIES:
+        for party_id, c, roles in layout:
             if c == cluster:
                 for role in roles:
                     out.setdefault(role, []).append(int(party_id))
@@ -238,16 +324,25 @@ def plan(options, zk_password=""):
                       "password": zk_password if options.zookeeper else "",
                       "port": options.zk_port if options.zookeeper else None,
                       "root_nodes": list(zk.ROOTS) if options.zookeeper else []},
-        "model": {"model_id": model_store.GUIDE_MODEL_ID,
-                  "trained_version": model_store.TRAINED_VERSION,
-                  "deployed_version": model_store.DEPLOYED_VERSION,
-                  "roles": role_map("source")},
+        "model": _model_entry(options, role_map("source")),
         "clusters": {"source": {"version": options.source_version, "parties": ids["source"]},
                      "destination": {"version": options.destination_version, "parties": ids["destination"]}},
         "migration": {"role": role_map("source"), "migrate_role": role_map("destination")},
         "parties": parties,
         "options": options.key(),
     }
+
+
+def _model_entry(options, roles):
+    model = {"model_id": model_store.gen_model_id(roles),
+             "trained_version": model_store.TRAINED_VERSION,
+             "deployed_version": model_store.DEPLOYED_VERSION,
+             "roles": roles}
+    if options.model_size:
+        # Only with --model-size: the default federation.json keeps its shape.
+        model["payload"] = {"size": options.model_size, "parties": options.payload_parties(),
+                            "path": model_store.PAYLOAD_PATH}
+    return model
 
 
 # --------------------------------------------------------------------------------------------
@@ -459,8 +554,13 @@ def write_party(fed, party, seed=True):
     _write(sv["config"], supervisord_conf_text(fed, party))
 
     if seed and party["cluster"] == "source":
-        for role in party["roles"]:
-            model_store.seed_guide_model(home, profile, role, int(party["party_id"]))
+        model = fed["model"]
+        payload = model.get("payload") or {}
+        for index, role in enumerate(party["roles"]):
+            # The payload goes into the party's first job role only: one large archive per source party.
+            size = payload.get("size", 0) if index == 0 and party["party_id"] in payload.get("parties", []) else 0
+            model_store.seed_guide_model(home, profile, role, int(party["party_id"]), roles=model["roles"],
+                                         payload_size=size)
 
 
 def prepare(options, zk_password=None, seed=True):

@@ -20,6 +20,9 @@ from fate_sandbox.protos import pipeline_pb2
 
 PIPELINE_PATH = "variables/data/pipeline/pipeline/Pipeline"
 DEFINE_META_PATH = "define/define_meta.yaml"
+# The launcher's --model-size file: a component's data file that define_meta.yaml does not list, so migrate,
+# export and import carry it (they copy and zip the whole directory) while loading into serving skips it.
+PAYLOAD_PATH = "variables/data/payload_0/model/Payload"
 
 # The model of FATE's migration guide.
 GUIDE_ROLES = {"guest": [9999], "host": [10000], "arbiter": [10000]}
@@ -240,12 +243,46 @@ def write_trained_model(home, profile, role, party_id, roles=None, model_id=None
     return path
 
 
-def seed_guide_model(home, profile, role, party_id):
-    """The migration guide's model on one source party: trained, then deployed."""
-    write_trained_model(home, profile, role, party_id, version=TRAINED_VERSION, parent=True)
-    return write_trained_model(
-        home, profile, role, party_id, version=DEPLOYED_VERSION, parent=False,
-        parent_info={"parent_model_id": GUIDE_MODEL_ID, "parent_model_version": TRAINED_VERSION})
+def seed_guide_model(home, profile, role, party_id, roles=None, payload_size=0):
+    """The migration guide's model on one source party: trained, then deployed.
+
+    `roles` is the job's {role: [party ids]} (default: the guide's); its model id follows FATE's rule
+    (gen_model_id). `payload_size` > 0 adds PAYLOAD_PATH of that many incompressible bytes to the deployed version.
+    """
+    roles = roles or GUIDE_ROLES
+    model_id = gen_model_id(roles)
+    write_trained_model(home, profile, role, party_id, roles=roles, model_id=model_id, version=TRAINED_VERSION,
+                        parent=True)
+    path = write_trained_model(
+        home, profile, role, party_id, roles=roles, model_id=model_id, version=DEPLOYED_VERSION, parent=False,
+        parent_info={"parent_model_id": model_id, "parent_model_version": TRAINED_VERSION})
+    if payload_size:
+        write_payload(os.path.join(path, PAYLOAD_PATH), payload_size)
+    return path
+
+
+def write_payload(path, size, pool_size=8 << 20, chunk=4 << 20):
+    """`size` bytes that deflate cannot shrink, written fast: chunks cut at moving offsets from a random pool
+    (urandom is ~150 MB/s on the development machine; deflate's 32 KiB window never sees a repeat). Kept when it
+    already has that size (--keep-data)."""
+    if os.path.exists(path) and os.path.getsize(path) == size:
+        return path
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    pool = os.urandom(pool_size)
+    doubled = pool + pool
+    tmp = path + ".part"
+    written, index = 0, 0
+    with open(tmp, "wb") as f:
+        while written < size:
+            offset = (index * 1048573) % pool_size          # a prime stride: every chunk starts elsewhere
+            n = min(chunk, size - written)
+            f.write(doubled[offset:offset + min(n, pool_size)])
+            if n > pool_size:   # chunk larger than the pool (not with the defaults)
+                f.write(os.urandom(n - pool_size))
+            written += n
+            index += 1
+    os.replace(tmp, path)
+    return path
 
 
 def lr_score(weights, intercept, features):

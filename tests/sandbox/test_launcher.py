@@ -496,3 +496,96 @@ def test_supervisord_config_cannot_hold_comment_and_percent():
     with tempfile.TemporaryDirectory(prefix="fs ") as base:
         with pytest.raises(fedlib.SandboxError):
             fedlib.prepare(fedlib.Options(root=os.path.join(base, "x #y%z"), base_port=30200), seed=False)
+
+
+# --------------------------------------------------------------------------------------------
+# --pairs and --model-size (the pipeline benchmark's federations, bench/pipeline.py)
+# --------------------------------------------------------------------------------------------
+
+def test_pairs_layout_and_default_is_the_guide(tmp_path):
+    default = fedlib.plan(fedlib.Options(root=str(tmp_path)), "pw")
+    assert fedlib.plan(fedlib.Options(root=str(tmp_path), pairs=2), "pw") == default
+    assert "pairs" not in default["options"] and "payload" not in default["model"]
+
+    fed = fedlib.plan(fedlib.Options(root=str(tmp_path), pairs=16, base_port=30000, subnet="127.0.77"), "pw")
+    parties = list(fed["parties"].values())
+    assert [p["party_id"] for p in parties] == [str(9999 + i) for i in range(16)] + [str(99 + i) for i in range(16)]
+    assert [p["address"] for p in parties] == ["127.0.77.%d" % (i + 1) for i in range(32)]
+    assert [p["flow_http_port"] for p in parties] == [30000 + 10 * i for i in range(32)]
+    assert {p["ssh"]["port"] for p in parties} == {30009}
+    hosts = [str(10000 + i) for i in range(15)]
+    assert fed["migration"]["role"] == {"guest": [9999], "host": [int(h) for h in hosts], "arbiter": [10000]}
+    assert fed["migration"]["migrate_role"] == {"guest": [99], "host": list(range(100, 115)), "arbiter": [100]}
+    assert fed["model"]["model_id"] == "arbiter-10000#guest-9999#host-%s#model" % "_".join(hosts)
+    assert fed["options"]["pairs"] == 16
+    assert fed["clusters"]["destination"]["parties"] == [str(99 + i) for i in range(16)]
+    route = fedlib.flow_route_table(fed)["route_table"]
+    assert len(route) == 32 and route["114"]["fateflow"] == [{"ip": "127.0.77.32", "port": 30310}]
+
+    one = fedlib.plan(fedlib.Options(root=str(tmp_path), pairs=1), "pw")
+    assert [(p["party_id"], p["roles"]) for p in one["parties"].values()] == \
+        [("9999", ["guest", "host", "arbiter"]), ("99", ["guest", "host", "arbiter"])]
+    assert one["model"]["model_id"] == "arbiter-9999#guest-9999#host-9999#model"
+    for bad in (0, 101, "x"):
+        with pytest.raises(fedlib.SandboxError, match="--pairs"):
+            fedlib.Options(root=str(tmp_path), pairs=bad)
+    with pytest.raises(fedlib.SandboxError, match="unknown party 10001"):
+        fedlib.Options(root=str(tmp_path), party_versions={"10001": "1.8"})
+    assert fedlib.Options(root=str(tmp_path), pairs=3, party_versions={"10001": "1.8"}).version_of("10001",
+                                                                                                "source") == "1.8"
+
+
+def test_model_size_options(tmp_path):
+    assert [fedlib.parse_size(t) for t in ("100M", "1G", "4GiB", "512k", "1048576", "", 0)] == \
+        [100 << 20, 1 << 30, 4 << 30, 512 << 10, 1 << 20, 0, 0]
+    for bad in ("1.5G", "-1G", "lots"):
+        with pytest.raises(fedlib.SandboxError, match="--model-size"):
+            fedlib.Options(root=str(tmp_path), model_size=bad)
+    with pytest.raises(fedlib.SandboxError, match="not a source party"):
+        fedlib.Options(root=str(tmp_path), model_size="1M", model_size_parties=["99"])
+    with pytest.raises(fedlib.SandboxError, match="needs --model-size"):
+        fedlib.Options(root=str(tmp_path), model_size_parties=["9999"])
+    options = fedlib.Options(root=str(tmp_path), pairs=3, model_size="1M", model_size_parties=["10001", "9999"])
+    assert options.payload_parties() == ["9999", "10001"]
+    assert fedlib.plan(options, "pw")["model"]["payload"] == {
+        "size": 1 << 20, "parties": ["9999", "10001"], "path": model_store.PAYLOAD_PATH}
+
+
+def test_one_pair_with_a_model_payload_starts_and_migrates(sandbox_slots, flow_post):
+    """--pairs 1 --model-size: guest, host and arbiter on one party per cluster; the payload is in the deployed
+    model of the party's first role, incompressible, and migrate's archive carries it."""
+    import zipfile
+    import zlib
+    slot = sandbox_slots.allocate()
+    result = launcher(*start_args(slot) + ["--pairs", "1", "--model-size", "3M"])
+    assert result.returncode == 0, result.stdout + result.stderr
+    fed = read_federation(slot["root"])
+    assert sorted(fed["parties"]) == ["99", "9999"]
+    assert fed["model"]["payload"] == {"size": 3 << 20, "parties": ["9999"], "path": model_store.PAYLOAD_PATH}
+    source = party_of(fed, "9999")
+    model_id = fed["model"]["model_id"]
+    for role in ("guest", "host", "arbiter"):
+        for version in (fed["model"]["trained_version"], fed["model"]["deployed_version"]):
+            path = os.path.join(source["model_local_cache"], "%s#9999#%s" % (role, model_id), version)
+            assert model_store.exists(path), path
+            payload = os.path.join(path, model_store.PAYLOAD_PATH)
+            if role == "guest" and version == fed["model"]["deployed_version"]:
+                assert os.path.getsize(payload) == 3 << 20
+                with open(payload, "rb") as f:
+                    data = f.read()
+                assert len(zlib.compress(data, 6)) > 0.99 * len(data)
+            else:
+                assert not os.path.exists(payload)
+    migration = fed["migration"]
+    answer = flow_post(source, "/v1/model/migrate", {
+        "job_parameters": {"federated_mode": "SINGLE"},
+        "migrate_initiator": {"role": "guest", "party_id": 99},
+        "role": migration["role"], "migrate_role": migration["migrate_role"],
+        "execute_party": {"guest": [9999]}, "model_id": model_id,
+        "model_version": fed["model"]["deployed_version"], "unify_model_version": "payload_test"}).json()
+    assert answer["retcode"] == 0, answer
+    archive = re.search(r"Model files can be found at '([^']+)'", answer["data"]["detail"]["guest"]["9999"]["retmsg"])
+    assert os.path.getsize(archive.group(1)) > 3 << 20
+    with zipfile.ZipFile(archive.group(1)) as zf:
+        assert zf.getinfo(model_store.PAYLOAD_PATH).file_size == 3 << 20
+    assert launcher("stop", "--root", fed["root"]).returncode == 0
