@@ -55,7 +55,10 @@ else:
     REQUESTS_IMPORT_ERROR = None
 
 API_PREFIX = '/v1'
-RETRY_HTTP_STATUSES = (502, 503, 504)
+# Gateway answers that mean the request did not reach a working FATE Flow: resent for every call.
+RETRY_HTTP_STATUSES = (502, 503)
+# Answers after which the server may have done (part of) the work: resent only for read-only calls.
+RETRY_READ_ONLY_HTTP_STATUSES = (500, 502, 503, 504)
 SUPPORTED_RANGE = '1.4 to 1.11'
 
 
@@ -233,6 +236,12 @@ def _connection_problem(exc):
     if match:
         return match.group(0).strip()
     return _short_text(text, 200)
+
+
+def _fatal_for_detection(exc):
+    """Errors that end version detection at once: trying the other version endpoint cannot help."""
+    return (exc.reason in (FlowError.TRANSPORT, FlowError.UNSUPPORTED, FlowError.AUTH)
+            or (exc.reason == FlowError.HTTP and (exc.http_status or 0) >= 500))
 
 
 # ---------------------------------------------------------------------------
@@ -527,56 +536,72 @@ class FlowClient(object):
         return self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
 
     def _send_with_retries(self, method, endpoint, body, headers, form_fields=None, read_only=False):
-        """Send, retrying connection failures and HTTP 502/503/504 with exponential backoff.
+        """Send, retrying with exponential backoff what is safe to resend.
 
-        A connection that broke after the request went out is retried only for ``read_only``
-        calls: the operation may have happened, and resending it could do it twice.
+        Every call: connection failures before the request went out, HTTP 502 and 503. Read-only
+        calls also: a connection that broke after the request went out, read timeouts, HTTP 500
+        and 504. A call that changes something is not resent after those: the operation may have
+        happened, and resending it could do it twice. The response that ends the retries carries
+        ``fate_attempts`` (how many times it was sent).
         """
         attempt = 0
+        retry_statuses = RETRY_READ_ONLY_HTTP_STATUSES if read_only else RETRY_HTTP_STATUSES
+        path = API_PREFIX + endpoint
         while True:
             problem = None
+            response = None
             try:
                 response = self._send(method, endpoint, body, headers, form_fields)
             except requests.exceptions.SSLError as exc:
                 raise FlowError(
-                    'TLS error talking to FATE Flow at %s: %s' % (self.base_url, exc), endpoint=API_PREFIX + endpoint,
+                    'TLS error talking to FATE Flow at %s: %s' % (self.base_url, exc), endpoint=path,
                     reason=FlowError.TRANSPORT,
                     hint='Check ca_path, client_cert/client_key, or set validate_certs=false for a test server.')
             except requests.exceptions.ConnectionError as exc:
                 if not (read_only or _never_connected(exc)):
                     raise FlowError(
                         'The connection to FATE Flow at %s broke during %s %s: %s'
-                        % (self.base_url, method, API_PREFIX + endpoint, _connection_problem(exc)),
-                        endpoint=API_PREFIX + endpoint, reason=FlowError.TRANSPORT,
+                        % (self.base_url, method, path, _connection_problem(exc)),
+                        endpoint=path, reason=FlowError.TRANSPORT,
                         hint='It was not resent: the operation may have completed on the server, so check its state '
                              'before running again.')
                 problem = 'could not connect (%s)' % _connection_problem(exc)
-                response = None
             except requests.exceptions.Timeout as exc:
-                # A read timeout is not retried: the server may still be working on the request.
-                raise FlowError(
-                    'FATE Flow at %s did not answer %s within %s seconds: %s' % (self.base_url, endpoint, self.timeout, exc),
-                    endpoint=API_PREFIX + endpoint, reason=FlowError.TRANSPORT,
-                    hint='Increase timeout; the operation may still complete on the server, so check its state '
-                         'before running again.')
+                if not read_only:
+                    # The server may still be working on the request: never resend it.
+                    raise FlowError(
+                        'FATE Flow at %s did not answer %s %s within %s seconds.' % (self.base_url, method, path,
+                                                                                   self.timeout),
+                        endpoint=path, reason=FlowError.TRANSPORT,
+                        hint='It was not resent: the operation may still complete on the server, so check its state '
+                             'before running again (a rerun of the task does), or increase timeout.')
+                problem = 'no answer within %s seconds' % self.timeout
             except requests.exceptions.RequestException as exc:
                 raise FlowError('request to FATE Flow at %s failed: %s' % (self.base_url, exc),
-                                endpoint=API_PREFIX + endpoint, reason=FlowError.TRANSPORT)
-            if response is not None and response.status_code not in RETRY_HTTP_STATUSES:
-                return response
+                                endpoint=path, reason=FlowError.TRANSPORT)
             if response is not None:
+                response.fate_attempts = attempt + 1
+                if response.status_code not in retry_statuses:
+                    return response
                 problem = 'HTTP %s' % response.status_code
             if attempt >= self.retries:
                 if response is not None:
                     return response
+                if problem.startswith('no answer'):
+                    raise FlowError(
+                        'FATE Flow at %s did not answer %s %s within %s seconds (%d attempt(s)).'
+                        % (self.base_url, method, path, self.timeout, attempt + 1), endpoint=path,
+                        reason=FlowError.TRANSPORT,
+                        hint='Check that FATE Flow is not overloaded or stuck (its logs), or increase timeout; then '
+                             'run again.')
                 raise FlowError(
                     'FATE Flow at %s is unreachable: %s (after %d attempt(s))' % (self.base_url, problem, attempt + 1),
-                    endpoint=API_PREFIX + endpoint, reason=FlowError.TRANSPORT,
+                    endpoint=path, reason=FlowError.TRANSPORT,
                     hint='Check flow_url and that FATE Flow is running and reachable from the host running this task.')
             delay = self.retry_delay * (2 ** attempt)
             attempt += 1
             self.module.warn('FATE Flow %s: %s; retrying in %.1f s (attempt %d of %d)'
-                             % (API_PREFIX + endpoint, problem, delay, attempt + 1, self.retries + 1))
+                             % (path, problem, delay, attempt + 1, self.retries + 1))
             time.sleep(delay)
 
     def _parse(self, endpoint, response, allow_retcodes=(0,)):
@@ -594,6 +619,18 @@ class FlowClient(object):
                     'FATE Flow at %s has no endpoint %s (HTTP %s).' % (self.base_url, path, status),
                     endpoint=path, http_status=status, retmsg=text, reason=FlowError.ENDPOINT_MISSING,
                     hint='This FATE Flow release may not support the operation; check flow_url and the FATE version.')
+            if status >= 500:
+                attempts = getattr(response, 'fate_attempts', 1)
+                hint = ('FATE Flow, or a proxy in front of it, is failing: check that FATE Flow runs and what its logs '
+                        '(fate_flow_stat.log) say, then run again.')
+                if attempts == 1 and status not in RETRY_HTTP_STATUSES:
+                    hint += (' The request was not resent: it may have completed on the server, so check its state '
+                             'before running again (a rerun of the task does).')
+                raise FlowError(
+                    'FATE Flow at %s answered %s with HTTP %s (%s)%s.'
+                    % (self.base_url, path, status, text or 'empty body',
+                       '' if attempts == 1 else ', %d attempts in a row' % attempts),
+                    endpoint=path, http_status=status, retmsg=text, reason=FlowError.HTTP, hint=hint)
             raise FlowError(
                 'FATE Flow at %s answered %s with HTTP %s and a body that is not FATE Flow JSON: %s'
                 % (self.base_url, path, status, text or '(empty)'),
@@ -677,13 +714,13 @@ class FlowClient(object):
             first_error = FlowError('FATE Flow answered /v1/server/version/get without versions: %r' % (data,),
                                     endpoint=API_PREFIX + '/server/version/get', reason=FlowError.NOT_JSON)
         except FlowError as exc:
-            if exc.reason in (FlowError.TRANSPORT, FlowError.UNSUPPORTED, FlowError.AUTH):
+            if _fatal_for_detection(exc):
                 raise
             first_error = exc
         try:
             body = self.post('/version/get', {'module': 'FATE'}, read_only=True)
         except FlowError as exc:
-            if exc.reason in (FlowError.TRANSPORT, FlowError.UNSUPPORTED, FlowError.AUTH):
+            if _fatal_for_detection(exc):
                 raise
             if exc.reason == FlowError.ENDPOINT_MISSING and first_error.reason == FlowError.ENDPOINT_MISSING:
                 self._raise_if_v2(exc)

@@ -24,6 +24,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 from ansible_collections.fate.flow.tests.unit.plugins.fake_flow import (
     FakeFlow,
     ModuleFail,
+    Reply,
     aborted,
     fixture,
     fixture_json,
@@ -198,11 +199,61 @@ def test_502_then_failure_after_retries(no_sleep):
     assert info.value.http_status == 502 and info.value.reason == FlowError.HTTP
 
 
-@pytest.mark.parametrize('status', [503, 504])
-def test_503_504_retried(status):
-    fake = FakeFlow().on('/v1/x', json_reply({'retcode': 100, 'retmsg': 'busy'}, status), json_reply({'retcode': 0}))
+def test_503_retried():
+    fake = FakeFlow().on('/v1/x', json_reply({'retcode': 100, 'retmsg': 'busy'}, 503), json_reply({'retcode': 0}))
     assert make_client(fake).post('/x')['retcode'] == 0
     assert len(fake.calls) == 2
+
+
+@pytest.mark.parametrize('status', [500, 504])
+def test_500_504_retried_only_for_reads(status):
+    fake = FakeFlow().on('/v1/model/query', Reply(status, b'<html>oops</html>'),
+                         json_reply({'retcode': 0, 'data': []}))
+    assert make_client(fake).post('/model/query', {}, read_only=True)['retcode'] == 0
+    assert len(fake.calls) == 2
+    fake = FakeFlow().on('/v1/model/import', Reply(status, b'<html>oops</html>'),
+                         json_reply({'retcode': 0}))
+    with pytest.raises(FlowError) as info:
+        make_client(fake).post('/model/import', {})
+    assert len(fake.calls) == 1
+    assert info.value.reason == FlowError.HTTP and info.value.http_status == status
+    assert 'HTTP %d (oops)' % status in info.value.message
+    assert 'The request was not resent: it may have completed on the server' in info.value.message
+
+
+def test_502_after_retries_says_how_often_and_what_to_do():
+    fake = FakeFlow().on('/v1/model/import', fixture('common/nginx_502'))
+    with pytest.raises(FlowError) as info:
+        make_client(fake, retries=3).post('/model/import', {})
+    assert len(fake.calls) == 4
+    message = info.value.message
+    assert message.startswith('FATE Flow at http://127.0.10.1:9380 answered /v1/model/import with HTTP 502 (')
+    assert '4 attempts in a row' in message
+    assert 'check that FATE Flow runs and what its logs (fate_flow_stat.log) say, then run again' in message
+    assert 'not resent' not in message
+
+
+def test_read_timeout_on_a_read_is_retried_then_fails_clearly(no_sleep):
+    fake = FakeFlow().on('/v1/model/query', requests.exceptions.ReadTimeout('read timed out'))
+    with pytest.raises(FlowError) as info:
+        make_client(fake, retries=2, timeout=7).post('/model/query', {}, read_only=True)
+    assert len(fake.calls) == 3 and no_sleep == [0.5, 1.0]
+    assert info.value.reason == FlowError.TRANSPORT
+    assert info.value.message.startswith('FATE Flow at http://127.0.10.1:9380 did not answer POST /v1/model/query '
+                                         'within 7 seconds (3 attempt(s)).')
+    fake = FakeFlow().on('/v1/model/query', requests.exceptions.ReadTimeout('read timed out'),
+                         json_reply({'retcode': 0}))
+    assert make_client(fake).post('/model/query', {}, read_only=True) == {'retcode': 0}
+
+
+@pytest.mark.parametrize('status', [500, 502])
+def test_version_detection_reports_a_failing_flow_not_a_missing_endpoint(status):
+    fake = FakeFlow('1.6.1').on('/v1/version/get', Reply(status, b'<html>bad</html>'))
+    with pytest.raises(FlowError) as info:
+        make_client(fake, retries=1).ensure_supported()
+    assert info.value.endpoint == '/v1/version/get' and info.value.http_status == status
+    assert 'no endpoint' not in info.value.message
+    assert len(fake.calls_to('/v1/version/get')) == 2
 
 
 @pytest.mark.parametrize('status', [500, 400, 409])
@@ -257,7 +308,8 @@ def test_read_timeout_not_retried():
     with pytest.raises(FlowError) as info:
         make_client(fake).post('/model/migrate', {})
     assert len(fake.calls) == 1
-    assert 'may still complete' in info.value.message
+    assert 'did not answer POST /v1/model/migrate within 30 seconds' in info.value.message
+    assert 'It was not resent: the operation may still complete' in info.value.message
 
 
 def test_tls_error_not_retried():
