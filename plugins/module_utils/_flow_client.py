@@ -462,6 +462,10 @@ class FlowClient(object):
             module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
         params = module.params
         self.base_url = self._base_url(params['flow_url'])
+        for option, low, high in (('timeout', 1, 86400), ('retries', 0, 100), ('retry_delay', 0, 3600)):
+            value = params.get(option)
+            if value is not None and not low <= value <= high:
+                module.fail_json(msg='%s must be between %s and %s, got %s' % (option, low, high, value))
         self.timeout = params.get('timeout') or 30
         self.retries = max(0, params.get('retries') or 0)
         self.retry_delay = max(0.0, params.get('retry_delay') or 0.0)
@@ -473,8 +477,12 @@ class FlowClient(object):
 
     def _base_url(self, url):
         url = (url or '').strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ('http', 'https') or not parts.netloc:
+        try:
+            parts = urlsplit(url)
+            valid = parts.scheme in ('http', 'https') and bool(parts.hostname) and parts.port != 0  # port: ValueError
+        except ValueError:
+            valid = False
+        if not valid or re.search(r'\s', url):
             self.module.fail_json(msg='flow_url must be an http:// or https:// URL of a FATE Flow, such as '
                                       'http://127.0.0.1:9380; got %r' % url)
         url = url.rstrip('/')

@@ -27,7 +27,11 @@ MAX_PIPELINE_BYTES = 64 * 1024 * 1024
 KNOWN_ROLES = ('arbiter', 'guest', 'host')
 
 _ARCHIVE_PATH_RE = re.compile(r"Model files can be found at '([^']+)'")
-_INT_RE = re.compile(r'^[+-]?\d+$')
+_INT_RE = re.compile(r'^[+-]?\d{1,18}$')
+_CONTROL_RE = re.compile(r'[\x00-\x1f\x7f]')
+# FATE Flow makes file and directory names of model ids and versions (model_local_cache/<role>#<party>#<model id>/
+# <version>, temp/<role>#<party>#<model id>_<version>.zip); one name may hold at most 255 bytes on Linux.
+MAX_NAME_BYTES = 255
 
 
 class ModelSpecError(ValueError):
@@ -77,17 +81,71 @@ def parse_archive_path(retmsg):
 # Party ids and role maps
 # ---------------------------------------------------------------------------
 
+def _shown(value, limit=60):
+    """repr of a user value, shortened: error messages stay readable with very long input."""
+    text = repr(value)
+    return text if len(text) <= limit else '%s...(%d characters)' % (text[:limit], len(text))
+
+
 def to_int_party_id(value, where='party id'):
-    """An int party id from an int or an int-like string; raises ModelSpecError otherwise."""
+    """An int party id from an int or an int-like string (at most 18 digits); raises ModelSpecError otherwise."""
     if isinstance(value, bool):
-        raise ModelSpecError('%s %r is not an integer party id' % (where, value))
-    if isinstance(value, int):
+        raise ModelSpecError('%s %s is not an integer party id' % (where, _shown(value)))
+    if isinstance(value, int) and abs(value) < 10 ** 18:
         return value
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 10 ** 18:
         return int(value)
     if isinstance(value, str) and _INT_RE.match(value.strip()):
         return int(value.strip())
-    raise ModelSpecError('%s %r is not an integer party id' % (where, value))
+    too_long = isinstance(value, (int, float, str)) and re.match(r'^[+-]?\d+$', str(value).strip())
+    raise ModelSpecError('%s %s is not an integer party id%s' % (where, _shown(value),
+                                                                 ' (at most 18 digits)' if too_long else ''))
+
+
+def check_name(value, option, required=True):
+    """Check a model id, model version or service id that FATE turns into file names; returns it.
+
+    Refused: empty text, leading or trailing whitespace, '/' or '\\', '.' and '..', control characters
+    (newlines, tabs) and more than 255 bytes. Everything else (spaces, '#', quotes, ';', '$') is passed
+    on literally: FATE Flow accepts it, and no shell ever sees it.
+    """
+    if value is None:
+        if required:
+            raise ModelSpecError('%s is required' % option)
+        return None
+    if not isinstance(value, str):
+        raise ModelSpecError('%s must be text, got %s' % (option, type(value).__name__))
+    problem = None
+    if not value.strip():
+        problem = 'is empty'
+    elif value != value.strip():
+        problem = 'has leading or trailing whitespace'
+    elif '/' in value or '\\' in value:
+        problem = "contains '/' or '\\', which would make FATE Flow write outside its model directories"
+    elif value in ('.', '..'):
+        problem = 'is a relative directory name'
+    elif _CONTROL_RE.search(value):
+        problem = 'contains a control character (newline, tab, ...)'
+    elif len(value.encode('utf-8')) > MAX_NAME_BYTES:
+        problem = 'is %d bytes long; FATE Flow stores it in file names of at most %d bytes' % (
+            len(value.encode('utf-8')), MAX_NAME_BYTES)
+    if problem:
+        raise ModelSpecError('%s %s %s' % (option, _shown(value), problem))
+    return value
+
+
+def check_model_names(params, *options, **kwargs):
+    """check_name() on each option of a module's params that is set (all required unless required=False)."""
+    for option in options:
+        check_name(params.get(option), option, required=kwargs.get('required', True))
+
+
+def check_file_name(name, what):
+    """A file name FATE Flow will write (an archive, a model directory) must fit in 255 bytes."""
+    if len(name.encode('utf-8')) > MAX_NAME_BYTES:
+        raise ModelSpecError('%s %s is %d bytes long, more than the %d a file name may have: use a shorter model id '
+                             'or version' % (what, _shown(name), len(name.encode('utf-8')), MAX_NAME_BYTES))
+    return name
 
 
 def to_str_party_id(value, where='party id'):

@@ -105,6 +105,8 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     ModelSpecError,
+    check_model_names,
+    check_name,
     normalize_party,
     normalize_role_map,
 )
@@ -121,6 +123,8 @@ def validate(params):
     if bad:
         raise ModelSpecError('service_id %r contains %s, which FATE-Serving refuses (no ?, :, / or &)'
                              % (service_id, ' '.join(bad)))
+    check_name(service_id, 'service_id')
+    check_model_names(params, 'model_id', 'model_version')
     for address in params['servings'] or []:
         if not _SERVING_RE.match(address):
             raise ModelSpecError('servings entry %r is not a host:port address' % address)

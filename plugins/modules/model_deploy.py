@@ -130,6 +130,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
     fail_from_error,
     flow_module_kwargs,
 )
+from ansible_collections.fate.flow.plugins.module_utils._flow_models import ModelSpecError, check_model_names
 
 
 def _json(value):
@@ -233,6 +234,10 @@ def main():
         mutually_exclusive=[['cpn_list', 'predict_dsl']],
         supports_check_mode=True,
     ))
+    try:
+        check_model_names(module.params, 'model_id', 'model_version')
+    except ModelSpecError as exc:
+        module.fail_json(msg=str(exc))
     client = FlowClient(module)
     try:
         result = run(module, client)

@@ -155,6 +155,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     ModelSpecError,
+    check_name,
     file_digests,
     inspect_archive,
     party_model_id,
@@ -189,6 +190,8 @@ def run(module, client):
     version = params['model_version'] or facts['model_version']
     if not model_id or not version:
         raise ModelSpecError('the archive does not name its model id and version; set model_id and model_version')
+    check_name(model_id, 'model_id' if params['model_id'] else 'the model id stored in the archive')
+    check_name(version, 'model_version' if params['model_version'] else 'the model version stored in the archive')
     for name, given, stored in (('model_id', params['model_id'], facts['model_id']),
                                 ('model_version', params['model_version'], facts['model_version'])):
         if given and stored and given != stored:

@@ -112,6 +112,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     ModelSpecError,
+    check_model_names,
     to_str_party_id,
 )
 
@@ -129,6 +130,7 @@ def main():
     ))
     params = module.params
     try:
+        check_model_names(params, 'model_id', 'model_version', required=False)
         party_id = None if params['party_id'] in (None, '') else to_str_party_id(params['party_id'], 'party_id')
     except ModelSpecError as exc:
         module.fail_json(msg=str(exc))

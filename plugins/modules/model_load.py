@@ -149,6 +149,7 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     ModelSpecError,
+    check_model_names,
     iter_parties,
     normalize_party,
     normalize_role_map,
@@ -255,6 +256,7 @@ def main():
         supports_check_mode=True,
     ))
     try:
+        check_model_names(module.params, 'model_id', 'model_version')
         roles, initiator = validate(module.params)
     except ModelSpecError as exc:
         module.fail_json(msg=str(exc))

@@ -221,6 +221,9 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_client import (
 from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     ModelSpecError,
     archive_facts,
+    check_file_name,
+    check_model_names,
+    check_name,
     archive_name,
     gen_model_id,
     inspect_archive,
@@ -265,6 +268,8 @@ def plan(execute_party, mapping, new_model_id, version, directory):
     parties = []
     for name, old in iter_parties(execute_party):
         new = mapping[(name, old)]
+        if version:
+            check_file_name(archive_name(name, new, new_model_id, version), 'the archive name')
         entry = dict(role=name, old_party_id=old, new_party_id=new, model_id=new_model_id,
                      party_model_id=party_model_id(name, new, new_model_id), model_version=version,
                      archive_name=archive_name(name, new, new_model_id, version) if version else None,
@@ -411,7 +416,9 @@ def main():
         supports_check_mode=True,
     ))
     try:
-        # The role maps are checked before FATE Flow is contacted.
+        # The names and role maps are checked before FATE Flow is contacted.
+        check_model_names(module.params, 'model_id', 'model_version')
+        check_name(module.params['unify_model_version'], 'unify_model_version', required=False)
         spec = validate_migrate_roles(module.params['role'], module.params['migrate_role'],
                                       module.params['execute_party'], module.params['migrate_initiator'])
     except ModelSpecError as exc:

@@ -113,8 +113,10 @@ options:
     default: true
   buffer_size:
     description:
-      - Size in bytes of the read and write blocks, and of each pipe between the two connections on the
-        controller. Memory used on the controller does not grow with the file size.
+      - Size in bytes of each pipe between the two connections on the controller. Memory used on the controller
+        does not grow with the file size.
+      - The helpers on the hosts read, hash and write in blocks of this size or 64 KiB, whichever is smaller
+        (larger blocks no longer fit the CPU cache and cost more system time).
     type: int
     default: 1048576
   progress_interval:
@@ -145,6 +147,22 @@ options:
       - The client runs in batch mode (no password prompt), so the destination needs a key the source accepts.
     type: str
     default: ''
+  stream_ciphers:
+    description:
+      - Cipher preference (an ssh C(Ciphers) list, comma-separated) for the SSH connections that carry the data
+        (the two data streams in O(transfer_mode=relay), the destination's C(ssh) to the source in
+        O(transfer_mode=direct)). The short inspection and hashing commands keep Ansible's usual connection.
+      - The default puts AES-GCM first, which processors with AES instructions encrypt at about twice the speed of
+        OpenSSH's default C(chacha20-poly1305@openssh.com), and otherwise lists the same ciphers as OpenSSH's
+        default; the server picks the first one it also supports. Every OpenSSH since 6.5 understands the list.
+      - It is only applied when the host's own settings do not choose ciphers. For relay, the host's C(ssh_args),
+        C(ansible_ssh_common_args) and C(ansible_ssh_extra_args) are searched for C(-c) and C(-o Ciphers), and
+        C(ssh -G) tells whether an ssh configuration file (C(-F), C(~/.ssh/config), C(/etc/ssh/ssh_config))
+        sets them; for direct, O(direct_ssh_args) and C(ssh -G) on the destination. When C(ssh -G) cannot tell
+        (OpenSSH older than 6.8), ssh is left as it is.
+      - An empty string leaves the cipher choice to ssh everywhere.
+    type: str
+    default: aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr
 attributes:
   check_mode:
     description: Can run in check mode and report what would change without changing anything.
@@ -178,7 +196,7 @@ notes:
     and write the destination directory.
   - Password authentication uses C(sshpass) as the C(ssh) connection plugin does. SSH connection reuse
     (C(ControlPersist)) is used for the short commands; each data stream opens a connection of its own, without
-    compression.
+    compression and with the cipher preference of O(stream_ciphers).
   - In O(transfer_mode=direct), the destination logs in to the source. That gives the destination's key access to
     the source host; only use it between hosts that already trust each other.
 seealso:

@@ -75,6 +75,50 @@ def test_to_int_party_id_rejects(value):
         m.to_int_party_id(value)
 
 
+@pytest.mark.parametrize('value', ['9' * 19, 10 ** 18, '9' * 5000, '9999; touch /tmp/x', '$(id)', ' ', ''])
+def test_to_int_party_id_rejects_hostile_and_huge_values(value):
+    with pytest.raises(m.ModelSpecError) as info:
+        m.to_int_party_id(value, 'role.guest')
+    assert str(info.value).startswith('role.guest ') and 'is not an integer party id' in str(info.value)
+    assert len(str(info.value)) < 200, 'very long input is shortened in the message'
+
+
+@pytest.mark.parametrize('value', ['202006171911346893310', 'arbiter-10000#guest-9999#host-10000#model',
+                                   "v 1;$(cd;touch m)`id`'\"#x", 'a' * 255, 'caf\u00e9', '-rf'])
+def test_check_name_passes_literal_values(value):
+    assert m.check_name(value, 'model_version') == value
+
+
+@pytest.mark.parametrize('value, problem', [
+    ('', 'is empty'), ('   ', 'is empty'), (' 2020', 'leading or trailing whitespace'),
+    ('2020\n', 'leading or trailing whitespace'), ('../../etc', "contains '/'"), ('a\\b', "contains '/'"),
+    ('..', 'relative directory name'), ('a\tb', 'control character'), ('a\x00b', 'control character'),
+    ('a' * 256, 'is 256 bytes long'), ('\u00e9' * 128, 'is 256 bytes long'),
+])
+def test_check_name_refuses(value, problem):
+    with pytest.raises(m.ModelSpecError) as info:
+        m.check_name(value, 'model_version')
+    assert str(info.value).startswith('model_version ') and problem in str(info.value)
+    assert len(str(info.value)) < 250
+
+
+def test_check_name_types_and_optional():
+    assert m.check_name(None, 'model_id', required=False) is None
+    with pytest.raises(m.ModelSpecError, match='model_id is required'):
+        m.check_name(None, 'model_id')
+    with pytest.raises(m.ModelSpecError, match='must be text, got int'):
+        m.check_name(5, 'model_id')
+    m.check_model_names({'model_id': 'm', 'model_version': None}, 'model_id', 'model_version', required=False)
+    with pytest.raises(m.ModelSpecError, match='model_version'):
+        m.check_model_names({'model_id': 'm', 'model_version': '../x'}, 'model_id', 'model_version')
+
+
+def test_check_file_name():
+    assert m.check_file_name('a' * 255, 'archive') == 'a' * 255
+    with pytest.raises(m.ModelSpecError, match='archive .* is 256 bytes long.*shorter model id or version'):
+        m.check_file_name('a' * 256, 'archive')
+
+
 def test_validate_migrate_roles_converts_and_maps_by_position():
     role, migrate_role, execute, initiator, mapping = m.validate_migrate_roles(
         {'guest': ['9999'], 'host': [10000, '10001'], 'arbiter': [10000]},
