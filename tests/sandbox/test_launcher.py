@@ -521,6 +521,19 @@ def test_pairs_layout_and_default_is_the_guide(tmp_path):
     assert fed["clusters"]["destination"]["parties"] == [str(99 + i) for i in range(16)]
     route = fedlib.flow_route_table(fed)["route_table"]
     assert len(route) == 32 and route["114"]["fateflow"] == [{"ip": "127.0.77.32", "port": 30310}]
+    # the bench's inventories (tests/sandbox/pipeline_inventory.py) for such a federation
+    from pipeline_inventory import inventory
+    hosts_yml, group_vars = inventory(fed)
+    children = hosts_yml["all"]["children"]
+    assert list(children["fate_source"]["children"]) == ["party_%d" % (9999 + i) for i in range(16)]
+    assert list(children["fate_destination"]["children"]) == ["party_%d" % (99 + i) for i in range(16)]
+    assert len(children["fate_parties"]["hosts"]) == 32
+    assert hosts_yml["all"]["hosts"]["party114"]["ansible_host"] == "127.0.77.32"
+    assert group_vars == {"fate_model_id": fed["model"]["model_id"], "fate_model_version": "202006171911346893310",
+                          "fate_source_guest": "9999", "fate_source_host": ",".join(hosts),
+                          "fate_source_arbiter": "10000", "fate_destination_guest": "99",
+                          "fate_destination_host": ",".join(str(i) for i in range(100, 115)),
+                          "fate_destination_arbiter": "100"}
 
     one = fedlib.plan(fedlib.Options(root=str(tmp_path), pairs=1), "pw")
     assert [(p["party_id"], p["roles"]) for p in one["parties"].values()] == \
