@@ -23,19 +23,25 @@ options:
       - Seconds to wait for FATE Flow to answer one HTTP request.
       - Migration, deploy and load wait for every party, so give them more than the FATE Flow
         C(remote_request_timeout) (30 s by default).
+      - Between 1 and 86400.
     type: int
     default: 30
   retries:
     description:
-      - How many times a request is sent again after a connection error or an HTTP 502, 503 or 504 answer.
-      - Answers from FATE Flow itself (any C(retcode)), other HTTP statuses and read timeouts are never retried,
-        and neither is a migrate, deploy, import, load or bind request whose connection broke after it was sent,
-        so an operation is not submitted twice.
+      - How many times a request is sent again after a connection error (nothing was sent) or an HTTP 502 or 503
+        answer; read-only requests (version detection, model queries) also after an HTTP 500 or 504 answer, a read
+        timeout or a connection that broke after the request was sent.
+      - Answers from FATE Flow itself (any C(retcode)) and other HTTP statuses are never retried, and neither is a
+        migrate, deploy, import, load or bind request after an HTTP 500 or 504, a read timeout or a connection that
+        broke after it was sent, so an operation is not submitted twice. The error then says that it was not
+        resent; a rerun of the task checks what the server did.
+      - Between 0 and 100.
     type: int
     default: 3
   retry_delay:
     description:
       - Seconds before the first retry; each further retry waits twice as long as the previous one.
+      - Between 0 and 3600.
     type: float
     default: 1.0
   validate_certs:

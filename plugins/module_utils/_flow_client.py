@@ -186,6 +186,12 @@ _HINTS = (
      'role and migrate_role must have the same roles with the same number of parties.'),
     (re.compile(r'model with version .* can not be found', re.I),
      'Check model_version: FATE Flow has no model with that version.'),
+    (re.compile(r'No space left on device|Errno 28\b'),
+     "That party's FATE Flow host ran out of disk space: free space under its FATE home (temp and "
+     "model_local_cache directories), then run again; parties already done are not done twice."),
+    (re.compile(r'Permission denied|Errno 13\b'),
+     "That party's FATE Flow cannot write its files: check the owner and permissions of its FATE home, then run "
+     "again."),
     (re.compile(r'required argument|required parameters are missing'),
      'A required field is missing from the request; this FATE Flow may expect a different request shape.'),
 )
@@ -603,7 +609,7 @@ class FlowClient(object):
                         hint='Check that FATE Flow is not overloaded or stuck (its logs), or increase timeout; then '
                              'run again.')
                 raise FlowError(
-                    'FATE Flow at %s is unreachable: %s (after %d attempt(s))' % (self.base_url, problem, attempt + 1),
+                    'FATE Flow at %s is unreachable: %s (after %d attempt(s)).' % (self.base_url, problem, attempt + 1),
                     endpoint=path, reason=FlowError.TRANSPORT,
                     hint='Check flow_url and that FATE Flow is running and reachable from the host running this task.')
             delay = self.retry_delay * (2 ** attempt)
