@@ -584,8 +584,8 @@ class FlowClient(object):
                 if not read_only:
                     # The server may still be working on the request: never resend it.
                     raise FlowError(
-                        'FATE Flow at %s did not answer %s %s within %s seconds.' % (self.base_url, method, path,
-                                                                                   self.timeout),
+                        'FATE Flow at %s did not answer %s %s within %s seconds.'
+                        % (self.base_url, method, path, self.timeout),
                         endpoint=path, reason=FlowError.TRANSPORT,
                         hint='It was not resent: the operation may still complete on the server, so check its state '
                              'before running again (a rerun of the task does), or increase timeout.')
