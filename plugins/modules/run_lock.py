@@ -195,8 +195,8 @@ def main():
     )
     p = module.params
     path = p['path']
-    run_id = p['run_id'] or '%s:%s:%s' % (p['controller'] or 'unknown', p['controller_pid'] or 0,
-                                           p['controller_pid_start'] or 0)
+    default_id = '%s:%s:%s' % (p['controller'] or 'unknown', p['controller_pid'] or 0, p['controller_pid_start'] or 0)
+    run_id = p['run_id'] or default_id
     result = dict(changed=False, path=path, run_id=run_id)
     if not path.startswith('/'):
         module.fail_json(msg='path must be absolute, got %r' % path, **result)

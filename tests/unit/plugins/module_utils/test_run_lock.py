@@ -133,7 +133,7 @@ def test_concurrent_processes_exactly_one_wins(lock):
     procs = [ctx.Process(target=_contend, args=(lock, 'run-%d' % i, barrier, queue)) for i in range(8)]
     for proc in procs:
         proc.start()
-    outcomes = dict(queue.get(timeout=30) for _ in procs)
+    outcomes = dict(queue.get(timeout=30) for _proc in procs)
     for proc in procs:
         proc.join(30)
     winners = [run for run, outcome in outcomes.items() if outcome == 'acquired']
@@ -148,7 +148,7 @@ def test_concurrent_takeovers_of_one_stale_lock_one_wins(lock):
     procs = [ctx.Process(target=_contend, args=(lock, 'run-%d' % i, barrier, queue)) for i in range(6)]
     for proc in procs:
         proc.start()
-    outcomes = dict(queue.get(timeout=30) for _ in procs)
+    outcomes = dict(queue.get(timeout=30) for _proc in procs)
     for proc in procs:
         proc.join(30)
     winners = [run for run, outcome in outcomes.items() if outcome in ('acquired', 'taken_over')]
