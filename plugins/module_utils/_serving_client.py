@@ -309,8 +309,8 @@ class ServingClient(object):
                 if response is not None:
                     return self._parse(url, response)
                 raise ServingError(
-                    'The serving-proxy at %s is unreachable: %s (after %d attempt(s))' % (self.base_url, problem,
-                                                                                        attempt + 1),
+                    'The serving-proxy at %s is unreachable: %s (after %d attempt(s))'
+                    % (self.base_url, problem, attempt + 1),
                     url=url, hint='Check serving_proxy_url (the serving-proxy HTTP port, 8059 by default) and that '
                                   'FATE-Serving runs and is reachable from the host running this task.')
             delay = self.retry_delay * (2 ** attempt)
@@ -326,8 +326,10 @@ class ServingClient(object):
         except (ValueError, UnicodeDecodeError):
             doc = None
         if status in (404, 405):
-            text = doc.get('error') if isinstance(doc, dict) else _short_text(response.content.decode('utf-8',
-                                                                                                       'replace'))
+            if isinstance(doc, dict):
+                text = doc.get('error')
+            else:
+                text = _short_text(response.content.decode('utf-8', 'replace'))
             raise ServingError('The server at %s has no %s (HTTP %s).' % (self.base_url, urlsplit(url).path, status),
                                url=url, http_status=status, retmsg=text, reason=ServingError.ENDPOINT_MISSING,
                                hint='Check that serving_proxy_url points at the FATE-Serving serving-proxy HTTP port '
