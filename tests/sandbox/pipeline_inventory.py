@@ -41,11 +41,20 @@ def connection_vars(party):
             "ansible_python_interpreter": SSH_INTERPRETER}
 
 
-def inventory(fed):
-    """(hosts.yml data, group_vars/all.yml data) for a federation.json."""
+def inventory(fed, parties=None):
+    """(hosts.yml data, group_vars/all.yml data) for a federation.json.
+
+    `parties`: only these party ids (an operator's own inventory in a federation of several organisations;
+    docs/two-organisations.md); default every party. The job-role defaults always name every party."""
     hosts, clusters = {}, {"source": {}, "destination": {}}
     party_groups = {}
+    wanted = None if parties is None else set(str(p) for p in parties)
+    unknown = (wanted or set()) - set(fed["parties"])
+    if unknown:
+        raise ValueError("parties %s are not in the federation (%s)" % (sorted(unknown), sorted(fed["parties"])))
     for party_id, party in fed["parties"].items():
+        if wanted is not None and str(party_id) not in wanted:
+            continue
         name = host_name(party_id)
         hosts[name] = {
             "fate_party_id": str(party_id),
@@ -76,10 +85,11 @@ def inventory(fed):
     return hosts_yml, group_vars
 
 
-def write_inventory(fed, directory, extra_group_vars=None):
-    """Write hosts.yml and group_vars/all.yml (JSON is YAML) under `directory`; returns its path as text."""
+def write_inventory(fed, directory, extra_group_vars=None, parties=None):
+    """Write hosts.yml and group_vars/all.yml (JSON is YAML) under `directory`; returns its path as text.
+    `parties`: only these party ids (see inventory())."""
     directory = str(directory)
-    hosts_yml, group_vars = inventory(fed)
+    hosts_yml, group_vars = inventory(fed, parties)
     group_vars.update(extra_group_vars or {})
     os.makedirs(os.path.join(directory, "group_vars"), exist_ok=True)
     with open(os.path.join(directory, "hosts.yml"), "w") as handle:
