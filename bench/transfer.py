@@ -2,16 +2,22 @@
 """Benchmark fate.flow.model_transfer against the usual ways of moving a file between two hosts.
 
     .venv/bin/python bench/transfer.py [--sizes 100M,1G,4G] [--repeat 1] [--workdir DIR]
-                                       [--port 2299] [--net 127.0.88] [--skip fetch_copy]
+                                       [--port 2299] [--net 127.0.88] [--skip fetch_copy] [--shuffle]
 
 Starts two sshd on loopback addresses (sandbox/fate_sandbox/ssh.py), writes random archives of each
 size on "src", and moves each one to "dst" with:
 
   plugin      ansible-playbook running fate.flow.model_transfer (transfer_mode=relay, defaults)
-  ssh_pipe    ssh src 'cat -- FILE' | ssh dst 'cat > OUT'   (no compression)
+  ssh_pipe    ssh src 'cat -- FILE' | ssh dst 'cat > OUT'   (no compression, ssh's default ciphers)
+  ssh_pipe_aes  the same with the plugin's default cipher preference (stream_ciphers, AES-GCM first)
   scp3        scp -3 src:FILE dst:OUT                        (through the controller)
   fetch_copy  ansible.builtin.fetch to the controller, then ansible.builtin.copy to dst, with Ansible's
-              stock ssh settings (ssh_args "-C -o ControlMaster=auto -o ControlPersist=60s")
+              stock ssh settings (ssh_args "-C -o ControlMaster=auto -o ControlPersist=60s"); the bench
+              checks in its -vvv output that every ssh it ran had -C
+
+The two Ansible methods get a fresh ControlPersist directory for every run, and the masters left in
+it are closed (ssh -O exit) when the run ends: a master opened by one method (e.g. without -C) is
+never reused by the next one.
 
 For each run it records the wall time of the whole command, MiB/s, and the peak memory of the
 controller-side process tree: the sum of VmRSS of the command and all its descendants (Ansible's
@@ -38,7 +44,10 @@ SANDBOX = os.path.join(REPO, "sandbox")
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 MIB = 1024 * 1024
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
-METHODS = ("plugin", "ssh_pipe", "scp3", "fetch_copy")
+METHODS = ("plugin", "ssh_pipe", "ssh_pipe_aes", "scp3", "fetch_copy")
+# the plugin's default stream_ciphers (plugins/action/model_transfer.py STREAM_CIPHERS)
+STREAM_CIPHERS = ("aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+                  "aes128-ctr,aes192-ctr,aes256-ctr")
 
 # Runs one command in a fresh interpreter and prints the largest RSS among the processes it waited
 # for (transitively): RUSAGE_CHILDREN's ru_maxrss is a maximum, not a sum.
@@ -90,7 +99,7 @@ def tree_rss_kib(root_pid):
 
 
 def measure(argv, env=None, cwd=None):
-    """Run argv; returns (seconds, peak tree RSS MiB, largest process RSS MiB, rc, output tail)."""
+    """Run argv; returns (seconds, peak tree RSS MiB, largest process RSS MiB, rc, output)."""
     wrapped = [sys.executable, "-c", MAXRSS_WRAPPER] + argv
     started = time.monotonic()
     proc = subprocess.Popen(wrapped, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -111,8 +120,7 @@ def measure(argv, env=None, cwd=None):
     for line in err.decode(errors="replace").splitlines():
         if line.startswith("MAXRSS_KIB="):
             maxrss = int(line.split("=", 1)[1])
-    tail = (out + err).decode(errors="replace")[-4000:]
-    return seconds, peak[0] / 1024.0, maxrss / 1024.0, proc.returncode, tail
+    return seconds, peak[0] / 1024.0, maxrss / 1024.0, proc.returncode, (out + err).decode(errors="replace")
 
 
 def _free(address, port):
@@ -164,7 +172,6 @@ class Bench(object):
         subprocess.run([sys.executable, os.path.join(REPO, "scripts", "lib", "stage_collection.py"), "--source",
                         REPO, "--dest", os.path.join(self.collections, "ansible_collections", "fate", "flow")],
                        check=True, stdout=subprocess.DEVNULL)
-        self.cpdir = tempfile.mkdtemp(prefix="fbcp")
         hostvars = {}
         for name, h in (("src", self.src), ("dst", self.dst)):
             hostvars[name] = {"ansible_host": h["host"], "ansible_port": h["port"], "ansible_user": h["user"],
@@ -175,26 +182,38 @@ class Bench(object):
         self.inventory = os.path.join(self.work, "inventory.json")
         with open(self.inventory, "w", encoding="utf-8") as handle:
             json.dump({"all": {"hosts": hostvars}}, handle)
-        # the project's settings (ansible.cfg of the repository: no -C) for the plugin ...
-        self.cfg_project = os.path.join(self.work, "project.cfg")
-        with open(self.cfg_project, "w", encoding="utf-8") as handle:
-            handle.write("[defaults]\ngathering = explicit\nretry_files_enabled = False\n[connection]\n"
-                         "pipelining = True\n[ssh_connection]\n"
-                         "ssh_args = -o ControlMaster=auto -o ControlPersist=60s\ncontrol_path_dir = %s\n"
-                         % self.cpdir)
-        # ... and Ansible's stock settings for fetch + copy (ssh_args default includes -C)
-        self.cfg_stock = os.path.join(self.work, "stock.cfg")
-        with open(self.cfg_stock, "w", encoding="utf-8") as handle:
-            handle.write("[defaults]\ngathering = explicit\nretry_files_enabled = False\n[ssh_connection]\n"
-                         "control_path_dir = %s\n" % self.cpdir)
 
-    def ansible_env(self, cfg):
-        return dict(os.environ, ANSIBLE_CONFIG=cfg, ANSIBLE_COLLECTIONS_PATH=self.collections,
-                    ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-tmp"))
+    # the project's settings (ansible.cfg of the repository: no -C) for the plugin, Ansible's stock
+    # settings (ssh_args default, which includes -C) for fetch + copy
+    CONFIGS = {
+        "project": "[defaults]\ngathering = explicit\nretry_files_enabled = False\n[connection]\n"
+                   "pipelining = True\n[ssh_connection]\n"
+                   "ssh_args = -o ControlMaster=auto -o ControlPersist=60s\ncontrol_path_dir = %s\n",
+        "stock": "[defaults]\ngathering = explicit\nretry_files_enabled = False\n[ssh_connection]\n"
+                 "control_path_dir = %s\n",
+    }
 
-    def ssh_argv(self, host):
+    def ansible_run(self, kind, argv):
+        """measure() an Ansible command with a config of `kind` and a ControlPersist directory of its own,
+        whose masters are closed afterwards (so no method ever reuses another one's connection)."""
+        cpdir = tempfile.mkdtemp(prefix="fbcp")  # short: the socket path must fit in 107 bytes
+        cfg = os.path.join(self.work, "%s.cfg" % kind)
+        with open(cfg, "w", encoding="utf-8") as handle:
+            handle.write(self.CONFIGS[kind] % cpdir)
+        env = dict(os.environ, ANSIBLE_CONFIG=cfg, ANSIBLE_COLLECTIONS_PATH=self.collections,
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-tmp"))
+        try:
+            return measure(argv, env=env)
+        finally:
+            for name in os.listdir(cpdir):
+                subprocess.run(["ssh", "-o", "ControlPath=%s" % os.path.join(cpdir, name), "-O", "exit", "bench"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            shutil.rmtree(cpdir, ignore_errors=True)
+
+    def ssh_argv(self, host, ciphers=None):
         return ["ssh", "-i", host["private_key"], "-p", str(host["port"]), "-o", "Compression=no",
-                "-o", "ControlMaster=no", "-o", "ControlPath=none"] + shlex.split(self.ssh["ssh_common_args"]) + \
+                "-o", "ControlMaster=no", "-o", "ControlPath=none"] + \
+               (["-o", "Ciphers=%s" % ciphers] if ciphers else []) + shlex.split(self.ssh["ssh_common_args"]) + \
                ["%s@%s" % (host["user"], host["host"])]
 
     # -------------------------------------------------------------- methods
@@ -210,8 +229,8 @@ class Bench(object):
                                                               "progress_interval": 0},
              "register": "r"},
             {"name": "report", "ansible.builtin.debug": {"msg": "BENCHRESULT {{ r | to_json }}"}}])
-        measured = measure([os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, book],
-                           env=self.ansible_env(self.cfg_project))
+        measured = self.ansible_run("project", [os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory,
+                                                book])
         extra = {}
         for line in measured[4].splitlines():
             line = line.strip()
@@ -220,11 +239,16 @@ class Bench(object):
                 extra = {"task_seconds": data.get("seconds"), "stream_mib_s": data.get("throughput")}
         return measured, extra
 
-    def run_ssh_pipe(self, src, out):
+    def run_ssh_pipe(self, src, out, ciphers=None):
         command = "%s %s | %s %s" % (
-            " ".join(shlex.quote(a) for a in self.ssh_argv(self.src)), shlex.quote("cat -- %s" % shlex.quote(src)),
-            " ".join(shlex.quote(a) for a in self.ssh_argv(self.dst)), shlex.quote("cat > %s" % shlex.quote(out)))
+            " ".join(shlex.quote(a) for a in self.ssh_argv(self.src, ciphers)),
+            shlex.quote("cat -- %s" % shlex.quote(src)),
+            " ".join(shlex.quote(a) for a in self.ssh_argv(self.dst, ciphers)),
+            shlex.quote("cat > %s" % shlex.quote(out)))
         return measure(["/bin/bash", "-o", "pipefail", "-c", command]), {}
+
+    def run_ssh_pipe_aes(self, src, out):
+        return self.run_ssh_pipe(src, out, STREAM_CIPHERS)
 
     def run_scp3(self, src, out):
         argv = ["scp", "-3", "-q", "-i", self.src["private_key"], "-P", str(self.src["port"])] + \
@@ -243,8 +267,12 @@ class Bench(object):
              "delegate_to": "src"},
             {"name": "copy", "ansible.builtin.copy": {"src": local, "dest": out, "mode": "0600"}}])
         try:
-            return measure([os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory, book],
-                           env=self.ansible_env(self.cfg_stock)), {}
+            measured = self.ansible_run("stock", [os.path.join(VENV_BIN, "ansible-playbook"), "-vvv", "-i",
+                                                  self.inventory, book])
+            # every ssh Ansible ran must have had the stock -C (no master without it to reuse)
+            execs = [line for line in measured[4].splitlines() if "SSH: EXEC " in line]
+            compressed = sum(1 for line in execs if " -C " in line)
+            return measured, {"ssh_execs": len(execs), "ssh_execs_with_C": compressed}
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -254,7 +282,7 @@ class Bench(object):
         methods = [m for m in METHODS if m not in self.args.skip]
         print("bench: work dir %s, sizes %s, methods %s, repeat %d" % (
             self.work, ", ".join(human(s) for s in sizes), ", ".join(methods), self.args.repeat))
-        print("machine: %d cores, load %s, %s" % (os.cpu_count(), " ".join("%.2f" % v for v in os.getloadavg()),
+        print("machine: %d cores, load average %s, %s" % (os.cpu_count(), " ".join("%.2f" % v for v in os.getloadavg()),
                                                  subprocess.run(["ssh", "-V"], capture_output=True,
                                                                 text=True).stderr.strip()))
         self.start_hosts()
@@ -279,22 +307,34 @@ class Bench(object):
                         for leftover in os.listdir(dst_dir):
                             os.unlink(os.path.join(dst_dir, leftover))
                         subprocess.run(["sync"], check=False)
-                        (seconds, tree, single, rc, tail), extra = getattr(self, "run_" + method)(src, out)
+                        load = os.getloadavg()[0]
+                        (seconds, tree, single, rc, output), extra = getattr(self, "run_" + method)(src, out)
                         ok = rc == 0 and os.path.exists(out) and os.path.getsize(out) == size
+                        if method == "fetch_copy" and ok and extra["ssh_execs_with_C"] != extra["ssh_execs"]:
+                            ok = False
+                            output += "\nnot every ssh had -C: %(ssh_execs_with_C)d of %(ssh_execs)d" % extra
                         row = {"seconds": seconds, "mib_s": size / MIB / seconds, "tree_mib": tree,
-                               "single_mib": single, "ok": ok}
+                               "single_mib": single, "ok": ok, "load": load}
                         row.update(extra)
                         results.setdefault(size, {}).setdefault(method, []).append(row)
-                        print("  %-8s %-10s run %d: %7.2f s %7.1f MiB/s  tree peak %6.1f MiB  largest process %6.1f MiB%s"
-                              % (human(size), method, repeat + 1, seconds, row["mib_s"], tree, single,
-                                 "" if ok else "  FAILED: " + tail.replace("\n", " | ")[-600:]), flush=True)
+                        note = ""
+                        if method == "fetch_copy":
+                            note = "  ssh with -C: %d of %d" % (extra["ssh_execs_with_C"], extra["ssh_execs"])
+                        if method == "plugin":
+                            note = "  task %s s, stream %s MiB/s" % (extra.get("task_seconds"),
+                                                                     extra.get("stream_mib_s"))
+                        print("  %-8s %-12s run %d: %7.2f s %7.1f MiB/s  tree peak %6.1f MiB  largest process "
+                              "%6.1f MiB  load %.2f%s%s"
+                              % (human(size), method, repeat + 1, seconds, row["mib_s"], tree, single, load, note,
+                                 "" if ok else "  FAILED: " + output[-4000:].replace("\n", " | ")[-600:]),
+                              flush=True)
                         for leftover in os.listdir(dst_dir):
                             os.unlink(os.path.join(dst_dir, leftover))
                 if not self.args.keep_files:
                     os.unlink(src)
         finally:
             self.stop_hosts()
-            shutil.rmtree(getattr(self, "cpdir", "/nonexistent"), ignore_errors=True)
+        print("load average at the end: %s" % " ".join("%.2f" % v for v in os.getloadavg()))
         self.report(results, sizes, methods)
         if not self.args.workdir:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -308,29 +348,31 @@ class Bench(object):
             return rows[len(rows) // 2]  # median run
 
         print()
-        print("| size | method | seconds | MiB/s | peak RSS, process tree (MiB) | largest process (MiB) |")
-        print("|---|---|---|---|---|---|")
+        print("| size | method | seconds | MiB/s | peak RSS, process tree (MiB) | largest process (MiB) | load |")
+        print("|---|---|---|---|---|---|---|")
         for size in sizes:
             for method in methods:
                 r = best(size, method)
                 if r is None:
-                    print("| %s | %s | failed | | | |" % (human(size), method))
+                    print("| %s | %s | failed | | | | |" % (human(size), method))
                     continue
                 note = ""
                 if method == "plugin" and r.get("stream_mib_s"):
                     note = " (stream %.1f MiB/s, task %.1f s)" % (r["stream_mib_s"], r["task_seconds"])
-                print("| %s | %s | %.2f | %.1f%s | %.1f | %.1f |" % (human(size), method, r["seconds"], r["mib_s"],
-                                                                     note, r["tree_mib"], r["single_mib"]))
+                print("| %s | %s | %.2f | %.1f%s | %.1f | %.1f | %.2f |" % (
+                    human(size), method, r["seconds"], r["mib_s"], note, r["tree_mib"], r["single_mib"], r["load"]))
         print()
-        print("| size | plugin / ssh_pipe (target >= 0.9) | plugin / scp3 | plugin / fetch_copy (target >= 8) |")
-        print("|---|---|---|---|")
+        print("| size | plugin / ssh_pipe (target >= 0.9) | plugin / ssh_pipe_aes | plugin / scp3 "
+              "| plugin / fetch_copy (target >= 8) |")
+        print("|---|---|---|---|---|")
         for size in sizes:
             p = best(size, "plugin")
 
             def ratio(other):
                 o = best(size, other)
                 return "%.2f" % (o["seconds"] / p["seconds"]) if p and o else "n/a"
-            print("| %s | %s | %s | %s |" % (human(size), ratio("ssh_pipe"), ratio("scp3"), ratio("fetch_copy")))
+            print("| %s | %s | %s | %s | %s |" % (human(size), ratio("ssh_pipe"), ratio("ssh_pipe_aes"), ratio("scp3"),
+                                                ratio("fetch_copy")))
         plugin_peaks = [(s, best(s, "plugin")) for s in sizes]
         plugin_peaks = [(s, r) for s, r in plugin_peaks if r]
         if len(plugin_peaks) >= 2:

@@ -126,6 +126,16 @@ class Runner(object):
                               "ansible_ssh_common_args": ssh["ssh_common_args"],
                               "ansible_python_interpreter": "/usr/bin/python3"}
         hostvars["src_down"] = dict(hostvars["src"], ansible_port=1)
+        # the same two hosts under other names, with ciphers of their own (in the ssh arguments, and in
+        # an ssh configuration file), or with no other difference
+        self.ssh_config = os.path.join(workdir, "ssh config #1")
+        with open(self.ssh_config, "w", encoding="utf-8") as handle:
+            handle.write("Ciphers aes256-ctr\n")
+        hostvars["dst_own_ciphers"] = dict(hostvars["dst"], ansible_ssh_extra_args="-o Ciphers=aes256-ctr")
+        hostvars["dst_config_ciphers"] = dict(hostvars["dst"],
+                                              ansible_ssh_extra_args="-F %s" % shlex.quote(self.ssh_config))
+        hostvars["src_plain"] = dict(hostvars["src"])
+        hostvars["dst_plain"] = dict(hostvars["dst"])
         hostvars["localhost"] = {"ansible_connection": "local", "ansible_python_interpreter": sys.executable}
         self.inventory = os.path.join(workdir, "inventory.json")
         with open(self.inventory, "w", encoding="utf-8") as handle:
@@ -162,10 +172,10 @@ class Runner(object):
             json.dump(play, handle)
         return path, result_file
 
-    def run_many(self, tasks, target="dst", timeout=180):
+    def run_many(self, tasks, target="dst", timeout=180, verbose=False):
         path, result_file = self.playbook(tasks, target)
-        proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", self.inventory, path], env=self.env(), capture_output=True,
-                              text=True, timeout=timeout, check=False)
+        proc = subprocess.run([ANSIBLE_PLAYBOOK, "-i", self.inventory, path] + (["-vvv"] if verbose else []),
+                              env=self.env(), capture_output=True, text=True, timeout=timeout, check=False)
         if not os.path.exists(result_file):
             pytest.fail("ansible-playbook did not get to save the results (exit %d):\n%s\n%s"
                         % (proc.returncode, proc.stdout[-4000:], proc.stderr[-4000:]))
@@ -439,6 +449,67 @@ def test_owner_group_mode_and_become(runner, area):
     assert sha256(str(dest_dir / "nobody.zip")) == sha256(src)
 
 
+STREAM_CIPHERS = ("aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,"
+                  "aes128-ctr,aes192-ctr,aes256-ctr")
+
+
+def _machine_sets_ciphers():
+    """Whether this machine's own ssh configuration (~/.ssh/config, /etc/ssh/ssh_config) chooses ciphers."""
+    def ciphers(*args):
+        out = subprocess.run(["ssh", "-G"] + list(args) + ["localhost"], capture_output=True, text=True,
+                             check=True).stdout
+        return [line for line in out.splitlines() if line.startswith("ciphers ")]
+    return ciphers() != ciphers("-F", "/dev/null")
+
+
+def _stream_lines(stdout, host):
+    """The -vvv lines naming the ssh command of each data stream to inventory host `host`."""
+    return [line for line in stdout.splitlines()
+            if line.startswith("model_transfer: data stream to host '%s' " % host)]
+
+
+def test_stream_ciphers_prefer_aes_gcm_unless_the_host_chooses(runner, area):
+    src = random_file(str(area / ARCHIVE), 2 * MIB + 5)
+    cases = [
+        ({"src_host": "src", "src": src, "dest": str(area / "default.zip")}, None),
+        ({"src_host": "src", "src": src, "dest": str(area / "own args.zip"), "dest_host": "dst_own_ciphers"}, None),
+        ({"src_host": "src", "src": src, "dest": str(area / "own config.zip"), "dest_host": "dst_config_ciphers"},
+         None),
+        ({"src_host": "src_plain", "src": src, "dest": str(area / "plain.zip"), "dest_host": "dst_plain",
+          "stream_ciphers": ""}, None),
+        ({"src_host": "src", "src": src, "dest": str(area / "bad.zip"), "stream_ciphers": "aes128-ctr aes256-ctr"},
+         None),
+    ]
+    default, own_args, own_config, plain, bad = runner.run_many(cases, verbose=True)
+    out = default["_stdout"]
+    for result, name in ((default, "default.zip"), (own_args, "own args.zip"), (own_config, "own config.zip"),
+                         (plain, "plain.zip")):
+        assert_ok(result)
+        assert sha256(str(area / name)) == sha256(src) == result["sha256"]
+
+    preference = "-o Ciphers=%s " % STREAM_CIPHERS
+    lines = _stream_lines(out, "dst")
+    assert len(lines) == 1, out[-3000:]
+    if _machine_sets_ciphers():  # this machine's ssh configuration wins over the default preference
+        assert "Ciphers=" not in lines[0]
+    else:
+        assert preference in lines[0], lines[0]
+    # the host's own ssh arguments choose: only theirs is on the command line
+    lines = _stream_lines(out, "dst_own_ciphers")
+    assert len(lines) == 1 and "-o Ciphers=aes256-ctr" in lines[0] and "aes128-gcm" not in lines[0], lines
+    assert "model_transfer: the ssh arguments of host 'dst_own_ciphers'" in out
+    # an ssh configuration file chooses (seen through ssh -G): no Ciphers option at all
+    lines = _stream_lines(out, "dst_config_ciphers")
+    assert len(lines) == 1 and "Ciphers=" not in lines[0] and "-F " in lines[0], lines
+    assert "model_transfer: the ssh configuration of host 'dst_config_ciphers'" in out
+    # stream_ciphers: '' leaves ssh's choice alone on both sides
+    lines = _stream_lines(out, "dst_plain") + _stream_lines(out, "src_plain")
+    assert len(lines) == 2 and not any("Ciphers=" in line for line in lines), lines
+
+    assert bad["failed"] and "stream_ciphers must be a comma-separated list" in bad["msg"], bad["msg"]
+    assert not os.path.exists(str(area / "bad.zip"))
+
+
 def test_direct_mode(runner, area, ssh_hosts):
     src = random_file(str(area / ARCHIVE), 5 * MIB)
     dest = str(area / "direct #2") + "/"
@@ -446,14 +517,23 @@ def test_direct_mode(runner, area, ssh_hosts):
     os.makedirs(dest)
     os.makedirs(refused)
     pull_args = "-i %s %s" % (shlex.quote(ssh_hosts["private_key"]), ssh_hosts["ssh_common_args"])
-    ok, bad_key = runner.run_many([
+    own = str(area / "direct own ciphers") + "/"
+    os.makedirs(own)
+    ok, own_ciphers, bad_key = runner.run_many([
         ({"src_host": "src", "src": src, "dest": dest, "transfer_mode": "direct", "direct_ssh_args": pull_args},
          None),
+        # the destination's ssh with ciphers of the user's choosing (-c): no preference of the plugin's
+        ({"src_host": "src", "src": src, "dest": own, "transfer_mode": "direct",
+          "direct_ssh_args": "-c aes256-ctr " + pull_args}, None),
         # the destination cannot log in to the source: a clear error, nothing left behind
         ({"src_host": "src", "src": src, "dest": refused, "transfer_mode": "direct",
           "direct_ssh_args": "-i /nonexistent -o IdentitiesOnly=yes " + ssh_hosts["ssh_common_args"]}, None),
-    ])
+    ], verbose=True)
     assert_ok(ok)
+    assert_ok(own_ciphers)
+    assert sha256(os.path.join(own, ARCHIVE)) == sha256(src)
+    # the preference is offered by the first and the third task; the second one's -c wins
+    assert ok["_stdout"].count("model_transfer: direct mode: host 'dst'") == 2, ok["_stdout"][-3000:]
     assert ok["transfer_mode"] == "direct" and sha256(os.path.join(dest, ARCHIVE)) == sha256(src)
     assert ok["bytes_transferred"] == 5 * MIB
     assert bad_key["failed"] and "could not read" in bad_key["msg"] and "'dst'" in bad_key["msg"], bad_key["msg"]
