@@ -63,8 +63,10 @@ def ansible_env(workdir, **extra):
     cfg = os.path.join(workdir, "ansible.cfg")
     if not os.path.exists(cfg):
         with open(cfg, "w") as handle:
+            # The project's own settings (ansible.cfg): pipelining and connection reuse over SSH, no -C.
             handle.write("[defaults]\ngathering = explicit\nretry_files_enabled = False\n"
-                         "interpreter_python = %s\n" % PYTHON)
+                         "interpreter_python = %s\n[connection]\npipelining = True\n[ssh_connection]\n"
+                         "ssh_args = -o ControlMaster=auto -o ControlPersist=60s\n" % PYTHON)
     env.update(ANSIBLE_CONFIG=cfg, ANSIBLE_COLLECTIONS_PATH=staged_collections(),
                ANSIBLE_CALLBACK_PLUGINS=CALLBACK_DIR, ANSIBLE_CALLBACKS_ENABLED="fate_results",
                ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0", ANSIBLE_LOCAL_TEMP=os.path.join(workdir, ".ansible-tmp"),
