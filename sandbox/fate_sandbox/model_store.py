@@ -134,7 +134,10 @@ def pack(path, zip_path):
                 if name == ".lock":
                     continue
                 full = os.path.join(root, name)
-                zf.write(full, os.path.normpath(os.path.join(rel_root, name)))
+                arcname = os.path.normpath(os.path.join(rel_root, name))
+                # The --model-size payload is random: deflate cannot shrink it and would spend about a minute of
+                # CPU per GiB trying, longer than the emulator's 30 s federated call allows on a loaded machine.
+                zf.write(full, arcname, zipfile.ZIP_STORED if arcname == PAYLOAD_PATH else zipfile.ZIP_DEFLATED)
     os.replace(tmp, zip_path)
     return zip_path
 

@@ -601,4 +601,5 @@ def test_one_pair_with_a_model_payload_starts_and_migrates(sandbox_slots, flow_p
     assert os.path.getsize(archive.group(1)) > 3 << 20
     with zipfile.ZipFile(archive.group(1)) as zf:
         assert zf.getinfo(model_store.PAYLOAD_PATH).file_size == 3 << 20
+        assert zf.getinfo(model_store.PAYLOAD_PATH).compress_type == zipfile.ZIP_STORED
     assert launcher("stop", "--root", fed["root"]).returncode == 0
