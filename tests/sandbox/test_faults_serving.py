@@ -57,10 +57,19 @@ def failed_on(run, host):
 
 
 def assert_fatal_line(run, host, *fragments):
-    """(a) the screen output has a fatal line for the party's host whose message holds every fragment."""
-    lines = [line for line in run.output.splitlines() if line.startswith("fatal: [%s]" % host)]
-    assert lines, run.output[-5000:]
-    text = "\n".join(lines)
+    """(a) the screen output has a fatal entry for the party's host (one line, or a block at -vvv) whose message
+    holds every fragment."""
+    blocks, current = [], None
+    for line in run.output.splitlines():
+        if line.startswith("fatal: [%s]" % host):
+            current = [line]
+            blocks.append(current)
+        elif current is not None and line.strip() and not line.startswith(("TASK [", "PLAY ", "ok: [", "fatal: [")):
+            current.append(line)
+        else:
+            current = None
+    assert blocks, run.output[-5000:]
+    text = "\n".join("\n".join(block) for block in blocks)
     for fragment in fragments:
         assert fragment in text, "%r not in the failure of %s:\n%s" % (fragment, host, text)
 
