@@ -56,7 +56,7 @@ def signing(sandbox):
     try:
         for pid in SIGNED:
             _set_signing(fed["parties"][pid], app_key, secret_key)
-            fe.restart_flow(fed, fed["parties"][pid])
+            fe.restart_flow(fed, fed["parties"][pid], signed=True)
         unsigned = requests.post(fed["parties"]["99"]["flow_url"] + "/v1/server/version/get", json={}, timeout=10)
         assert unsigned.status_code == 401, "signing is on: an unsigned request is refused"
         yield fed, app_key, secret_key
