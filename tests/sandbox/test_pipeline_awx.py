@@ -21,7 +21,7 @@ import time
 import pytest
 import requests
 
-from ansible_helpers import CALLBACK_DIR, staged_collections
+from ansible_helpers import CALLBACK_DIR, PLAYBOOK_BIN, staged_collections
 from conftest import PYTHON, REPO
 from pipeline_inventory import write_inventory
 from test_flow_cli import _restart_flow, _set_app_key
@@ -66,11 +66,14 @@ def run_job(private_data_dir, inventory, extravars, envvars):
                      % PYTHON)
     env = {"ANSIBLE_CONFIG": cfg, "ANSIBLE_COLLECTIONS_PATH": staged_collections(), "ANSIBLE_NOCOLOR": "1",
            "ANSIBLE_LOCAL_TEMP": os.path.join(private_data_dir, ".ansible-tmp"),
-           "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR}
+           "ANSIBLE_CALLBACK_PLUGINS": CALLBACK_DIR,
+           # The venv's ansible-playbook and its helpers, also when pytest runs without an activated venv.
+           "PATH": os.path.dirname(PLAYBOOK_BIN) + os.pathsep + os.environ.get("PATH", "")}
     env.update(envvars)
     runner = ansible_runner.run(private_data_dir=str(private_data_dir), project_dir=REPO,
                                 playbook="playbooks/pipeline.yml", inventory=inventory, extravars=extravars,
-                                envvars=env, suppress_env_files=True, quiet=True, timeout=900)
+                                envvars=env, suppress_env_files=True, quiet=True, timeout=900,
+                                binary=PLAYBOOK_BIN)
     events = list(runner.events)
     with open(runner.stdout.name) as handle:
         stdout = handle.read()
