@@ -463,7 +463,7 @@ def inspect_archive(path, role=None, party_id=None):
                     raise ModelSpecError(
                         'archive %s is unsafe: entry %r %s, so FATE Flow would unpack it outside the model '
                         'directory. It was not used and nothing was uploaded: use the archive that FATE Flow\'s '
-                        'migrate or export wrote' % (path, info.filename, problem))
+                        'migrate or export wrote.' % (path, info.filename, problem))
                 names.add(info.filename.replace('\\', '/'))
             for entry in (PIPELINE_ENTRY, DEFINE_META_ENTRY):
                 if entry not in names:

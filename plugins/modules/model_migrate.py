@@ -248,7 +248,7 @@ def _existing_archive(path, new_model_id, version, migrate_role):
         model = inspect_archive(path)
     except ModelSpecError as exc:
         raise ModelSpecError('%s. It is where this migration writes its archive: remove it (FATE Flow writes it '
-                             'again), then run again' % str(exc).rstrip('.'))
+                             'again), then run again.' % str(exc).rstrip('.'))
     conf_roles = model['roles']
     if (model['model_id'] not in (None, new_model_id) or model['model_version'] not in (None, version)
             or (conf_roles and not roles_equal(conf_roles, migrate_role))):
