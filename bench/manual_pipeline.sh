@@ -108,5 +108,5 @@ answer=$(curl -sS --fail -X POST -H 'Content-Type: application/json' \
   "$(party "$dst_guest" serving.inference_url)")
 [ "$(printf '%s' "$answer" | jq -r '.retcode')" = 0 ] || fail "inference: $answer"
 
-step done
+step end
 printf 'total %.3f\n' "$(echo "$(now) - $t0" | bc)"
