@@ -105,8 +105,11 @@ def test_zookeeper_down_names_hosts_and_what_to_check(monkeypatch):
     def time_out(self, timeout=None):
         raise KazooTimeoutError('Connection time-out')
 
+    def stop(self):
+        stopped.append(self)
+
     monkeypatch.setattr(FakeClient, 'start', time_out)
-    monkeypatch.setattr(FakeClient, 'stop', lambda self: stopped.append(self))
+    monkeypatch.setattr(FakeClient, 'stop', stop)
     result = run(monkeypatch, {'hosts': ['z:2181'], 'use_acl': True, 'user': 'fate', 'password': 'S3cretZk',
                                'timeout': 2})
     assert result['failed']
