@@ -123,7 +123,7 @@ class ServingError(Exception):
     def message(self):
         text = self.msg.strip()
         if self.hint and self.hint not in text:
-            if text and text[-1] not in '.!?)':
+            if text and text[-1] not in '.!?':
                 text += '.'
             text = '%s %s' % (text, self.hint)
         return text

@@ -976,8 +976,26 @@ def prepare(fate_home, mode, servings=None, zookeeper=None, fate_version=None, r
             'docs': docs, 'warnings': warnings}
 
 
+_SECRET_KEY_RE = re.compile(r'(?i)(passw|secret|token|private_key|access_key)')
+
+
+def secret_paths(data, prefix=()):
+    """Paths of every value in a parsed config whose key names a secret (the ZooKeeper password, FATE Flow's
+    http_secret_key, the database passwd, ...): the diff masks them all."""
+    found = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            path = prefix + (str(key),)
+            if isinstance(value, (dict, list)):
+                found += secret_paths(value, path) if isinstance(value, dict) else []
+            elif _SECRET_KEY_RE.search(str(key)) and value not in (None, ''):
+                found.append(path)
+    return found
+
+
 def diff_for(prepared):
-    """Diff entries (before/after per changed file) with the ZooKeeper password masked."""
+    """Diff entries (before/after per changed file) with every secret masked (the ZooKeeper password shows as
+    changed when it changes)."""
     diffs = []
     for rel, info in sorted(prepared['files'].items()):
         if info['before'] == info['after']:
@@ -985,11 +1003,15 @@ def diff_for(prepared):
         doc = prepared['docs'][rel]
         # a changed password shows as a changed mask, never as text
         after_mask = MASK + ' (changed)' if '.'.join(PASSWORD_PATH) in info['changes'] else MASK
+        others = [p for p in secret_paths(doc.data) if p != PASSWORD_PATH]
+        before_doc = document_for(info['kind'], info['before'], info['path'])
+        before_paths = [PASSWORD_PATH] + [p for p in secret_paths(before_doc.data) if p != PASSWORD_PATH]
+        after = doc.masked(info['after'], [PASSWORD_PATH], after_mask)
         diffs.append({
             'before_header': info['path'],
             'after_header': info['path'],
-            'before': doc.masked(info['before'], [PASSWORD_PATH]),
-            'after': doc.masked(info['after'], [PASSWORD_PATH], after_mask),
+            'before': doc.masked(info['before'], before_paths),
+            'after': doc.masked(after, others),
         })
     return diffs
 

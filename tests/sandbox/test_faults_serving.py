@@ -345,8 +345,8 @@ def published(sandbox, tmp_path_factory):
 
 
 @pytest.mark.parametrize("down", [
-    pytest.param("100", id="host-serving-down-at-load"),
-    pytest.param("99", id="guest-serving-down-at-inference"),
+    pytest.param("100", id="host-serving-down"),
+    pytest.param("99", id="guest-serving-down"),
 ])
 def test_serving_down_at_load_and_inference(published, keep, tmp_path, down):
     """12. FATE-Serving stopped (supervisorctl stop fate-serving-server) on a destination party: publish.yml fails
@@ -366,13 +366,19 @@ def test_serving_down_at_load_and_inference(published, keep, tmp_path, down):
         failed = failed_on(run, "party99")
         task, msg = failed[-1][1], failed[-1][2]
         if down == "100":
-            # FATE Flow's answer for the host party, relayed by the load on the initiator
-            assert "100" in msg and "host" in msg, (task, msg)
+            # the host's FATE-Serving: the load (FATE Flow's answer for host 100) or, when FATE Flow reports the
+            # load done, the inference check (the guest's serving-proxy cannot reach host 100) names it
+            assert task in ("Load the model into FATE-Serving on every guest and host party",
+                            "Check that the service answers with a score from this model version"), (task, msg)
+            assert re.search(r"host\W+100|100\W+\(?host", msg) and "FATE-Serving" in msg, (task, msg)
         else:
-            assert party["serving"]["proxy_url"] in msg or "99" in msg, (task, msg)
+            # the guest's own serving-proxy does not answer the first inference request
+            assert task == "Ask FATE-Serving whether the service already serves this model version", (task, msg)
+            assert party["serving"]["proxy_url"] in msg and "is unreachable" in msg, (task, msg)
         assert re.search(r"(?i)check|start|run again|rerun", msg), "the message says what to do: %s" % msg
         serving_key = (down, program)
-        assert fe.diff_state(before, fe.state(fed), ignore_pids=[serving_key]) == []
+        # nothing lost; a load that FATE Flow reported done counts in loaded_times
+        assert fe.diff_state(before, fe.state(fed), ignore_pids=[serving_key], loads_allowed=True) == []
     finally:
         fe.start_program(fed, party, "serving_program")
     # (c) FATE-Serving back (its models were in memory only): a plain rerun loads, binds and answers

@@ -2,8 +2,8 @@
 and FATE-Serving on ZooKeeper (digest ACL) and request signing on the 1.11 FATE Flows:
 
 * test_secrets_never_in_output_report_or_flow_logs: the serving link in ZooKeeper mode (a real run, and a check-mode
-  run with --diff that would change the ZooKeeper section) and the whole pipeline with signed requests, all at
-  -vvv: neither the ZooKeeper password nor the FATE Flow secret key appears in the screen output, in the run
+  run with --diff that would change the ZooKeeper section), migrate.yml with signed requests, then publish.yml
+  (signing off again: FATE-Serving pulls the model unsigned) with the key still given, all at -vvv: neither the ZooKeeper password nor the FATE Flow secret key appears in the screen output, in the run
   report, or in what FATE Flow and FATE-Serving logged while they ran;
 * test_check_mode_of_every_playbook_changes_nothing: every playbooks/*.yml in check mode: no byte changes in any
   FATE home or FATE-Serving home, no model row changes, no supervisord program or ZooKeeper pid changes;
@@ -49,7 +49,8 @@ def _set_signing(party, app_key, secret_key):
 
 @pytest.fixture
 def signing(sandbox):
-    """The REGISTRY sandbox with signing on its 1.11 FATE Flows; (fed, app_key, secret_key). Put back after."""
+    """The REGISTRY sandbox with signing on its 1.11 FATE Flows; (fed, app_key, secret_key, their original config
+    bytes). Put back after."""
     fed = sandbox(**REGISTRY)
     app_key, secret_key = "fate-flow-app", "SecretKey%s" % secrets.token_hex(8)
     originals = dict((pid, fe.config_bytes(fed["parties"][pid])) for pid in SIGNED)
@@ -59,7 +60,7 @@ def signing(sandbox):
             fe.restart_flow(fed, fed["parties"][pid], signed=True)
         unsigned = requests.post(fed["parties"]["99"]["flow_url"] + "/v1/server/version/get", json={}, timeout=10)
         assert unsigned.status_code == 401, "signing is on: an unsigned request is refused"
-        yield fed, app_key, secret_key
+        yield fed, app_key, secret_key, originals
     finally:
         for pid in SIGNED:
             fe.put_back(fed, fed["parties"][pid], originals[pid])
@@ -87,7 +88,7 @@ def _logged_since(sizes, fed):
 
 
 def test_secrets_never_in_output_report_or_flow_logs(signing, tmp_path):
-    fed, app_key, secret_key = signing
+    fed, app_key, secret_key, originals = signing
     zk = fed["zookeeper"]
     zk_password = zk["password"]
     host_vars = {}
@@ -115,8 +116,16 @@ def test_secrets_never_in_output_report_or_flow_logs(signing, tmp_path):
                        name="link-check"))
     assert runs[-1].rc == 0, runs[-1]
     assert "password: ********" in runs[-1].output, "the check-mode diff of the ZooKeeper section is shown, masked"
-    # The whole pipeline with signed requests to the 1.11 FATE Flows
-    runs.append(fe.run(tmp_path, inventory, fe.PIPELINE, extra, verbosity=3, name="pipeline"))
+    assert "http_secret_key: ********" in runs[-1].output, "the diff masks the request-signing key too"
+    # The migration with signed requests to the 1.11 FATE Flows (pre-flight, migrate, transfer, import)
+    runs.append(fe.run(tmp_path, inventory, fe.MIGRATE, extra, verbosity=3, name="migrate"))
+    assert runs[-1].rc == 0, runs[-1]
+    # ... then the publish step with the same secret key given to every fate.flow module. FATE-Serving pulls the
+    # model from FATE Flow's /v1/model/transfer unsigned, so the sandbox's 1.11 FATE Flows stop checking
+    # signatures for it (the key still goes to every module, where it must not leak).
+    for pid in SIGNED:
+        fe.put_back(fed, fed["parties"][pid], originals[pid])
+    runs.append(fe.run(tmp_path, inventory, fe.PUBLISH, extra, verbosity=3, name="publish"))
     assert runs[-1].rc == 0, runs[-1]
     reports = sorted(glob.glob(os.path.join(glob.escape(str(report_dir)), "*")))
     assert [os.path.splitext(p)[1] for p in reports if version in p] == [".json", ".txt"], reports
