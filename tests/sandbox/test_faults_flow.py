@@ -96,7 +96,7 @@ class Run(object):
     def result(self, name, host):
         found = [t for t in self.tasks if t["name"] == name and t["host"] == host]
         assert found, "no task %r on %s\n%s" % (name, host, self)
-        return found[-1]["result"]
+        return dict(found[-1]["result"], failed=found[-1]["status"] == "failed")
 
     def __repr__(self):
         return "rc=%s after %.0fs\n%s" % (self.rc, self.seconds, self.output[-8000:])
@@ -250,27 +250,45 @@ def no_faults_left(env):
 
 # ------------------------------------------------------------------------------------------------ 1, 2
 
-def test_source_flow_down_at_migrate(env):
-    version = "flt_src_down"
-    guest = env.party(9999)
+@pytest.fixture(scope="module")
+def source_down(env):
+    """Case 1, run once: its rerun also gives the migrated, moved and imported version ("flt_base") that the cases
+    needing a converged model (7, 14) reuse, so no case migrates a model only to have one."""
+    version = "flt_base"
     before = snapshot(env)
     stop_flow(env, 9999)
     try:
         failed = run(env, "migrate.yml", "src_down", {"fate_unify_model_version": version})
     finally:
         start_flow(env, 9999)
+    after = snapshot(env)
+    archives = archives_of(env, version)
+    rerun = run(env, "migrate.yml", "src_down_rerun", {"fate_unify_model_version": version})
+    return dict(version=version, before=before, after=after, failed=failed, archives=archives, rerun=rerun,
+                statuses=statuses(env, version) if rerun.rc == 0 else None)
+
+
+@pytest.fixture(scope="module")
+def converged_version(env, source_down):
+    assert_converged(env, source_down["rerun"], source_down["version"])
+    return source_down["version"]
+
+
+def test_source_flow_down_at_migrate(env, source_down):
+    guest = env.party(9999)
+    failed = source_down["failed"]
     assert failed.rc != 0, failed
     # (a) the source guest's host fails its pre-flight check, saying what to check; nothing is migrated anywhere.
     assert failed.failures() == [("party9999", "Check that this party's FATE Flow is healthy and can migrate",
                                   [UNREACHABLE % guest["flow_url"] + ". " + CHECK_FLOW])], failed.failures()
     assert "fatal: [party9999]: FAILED!" in failed.output
-    assert archives_of(env, version) == []
+    assert source_down["archives"] == []
     # (b) nothing lost; FATE Flow 9999 was restarted by the test, everything else runs as before.
-    assert_nothing_lost(before, snapshot(env), restarted=[("9999", guest["supervisor"]["flow_program"])])
+    assert_nothing_lost(source_down["before"], source_down["after"],
+                        restarted=[("9999", guest["supervisor"]["flow_program"])])
     # (c) a plain rerun migrates, moves and imports every copy.
-    rerun = run(env, "migrate.yml", "src_down_rerun", {"fate_unify_model_version": version})
-    assert_converged(env, rerun, version)
-    assert set(statuses(env, version).values()) == {("migrated", "transferred", "imported")}
+    assert_converged(env, source_down["rerun"], source_down["version"])
+    assert set(source_down["statuses"].values()) == {("migrated", "transferred", "imported")}
 
 
 def test_destination_flow_down_at_import(env):
@@ -324,9 +342,9 @@ def test_flow_5xx_and_timeouts_are_resent_when_safe_then_fail_clearly(env):
     before = snapshot(env)
     faults.inject(env.home(99), {"path": "/v1/model/import", "times": 2, "status": 502},
                   {"path": "/v1/model/query", "times": 1, "status": 500},
-                  {"path": "/v1/model/query", "times": 1, "delay": 20})
+                  {"path": "/v1/model/query", "times": 1, "delay": 14})
     faults.inject(env.home(100), {"path": "/v1/model/import", "times": 4, "status": 502},
-                  {"path": "/v1/model/import", "times": 1, "delay": 20})
+                  {"path": "/v1/model/import", "times": 1, "delay": 14})
     failed = run(env, "migrate.yml", "5xx", {"fate_unify_model_version": version, "import_timeout": 8})
     assert failed.rc != 0, failed
     # 99: every fault was resent and the import went through, with a warning per retry.
@@ -360,7 +378,12 @@ def test_flow_5xx_and_timeouts_are_resent_when_safe_then_fail_clearly(env):
     # (c) with the faults gone, a plain rerun imports the copy that failed and finds the slow one imported.
     faults.clear(env.home(99))
     faults.clear(env.home(100))
-    time.sleep(max(0, 21 - (time.time() - os.path.getmtime(os.path.join(env.workdir, "5xx.log")))))
+    slow_import = os.path.join(env.party(100)["model_local_cache"], "host#100#" + NEW_MODEL_ID, version)
+    deadline = time.time() + 120            # the slow upload's 14 s delay runs out on the server: wait for it
+    while not os.path.isdir(slow_import) and time.time() < deadline:
+        time.sleep(0.5)
+    assert os.path.isdir(slow_import), slow_import
+    time.sleep(1)
     rerun = run(env, "migrate.yml", "5xx_rerun", {"fate_unify_model_version": version})
     assert_converged(env, rerun, version)
     got = statuses(env, version)
@@ -413,13 +436,12 @@ def hostile_zip(path, good_archive, escape):
         dst.writestr(escape, "owned")
 
 
-def test_zip_with_unsafe_entries_is_refused(env, tmp_path):
+def test_zip_with_unsafe_entries_is_refused(env, converged_version, tmp_path):
     """The archive where migrate writes a party's copy is replaced by a zip with a '..' entry: migrate.yml refuses
     to reuse it before anything moves; model_import on the destination host refuses the same zip before
     uploading it (FATE Flow would unpack it). Neither entry is ever written."""
-    version = "flt_zip"
-    done = run(env, "migrate.yml", "zip_first", {"fate_unify_model_version": version})
-    assert_converged(env, done, version)
+    version = converged_version
+    before = snapshot(env)
     guest_archive = os.path.join(env.party(9999)["temp_dir"], "guest#99#%s_%s.zip" % (NEW_MODEL_ID, version))
     with open(guest_archive, "rb") as handle:
         original = handle.read()
@@ -427,7 +449,6 @@ def test_zip_with_unsafe_entries_is_refused(env, tmp_path):
     hostile_zip(str(tmp_path / "hostile.zip"), guest_archive, escape)
     with open(str(tmp_path / "hostile.zip"), "rb") as handle, open(guest_archive, "wb") as out:
         out.write(handle.read())
-    before = snapshot(env)
     try:
         failed = run(env, "migrate.yml", "zip", {"fate_unify_model_version": version})
         dest_copy = os.path.join(env.workdir, "hostile #1.zip")
@@ -447,13 +468,16 @@ def test_zip_with_unsafe_entries_is_refused(env, tmp_path):
     assert message.startswith("archive %s is unsafe: entry '../../../../" % guest_archive), message
     assert "contains '..', so FATE Flow would unpack it outside the model directory" in message
     assert message.endswith("It is where this migration writes its archive: remove it (FATE Flow writes it again), "
-                            "then run again"), message
+                            "then run again."), message
     refused = direct.result("Import a hostile zip", "party99")
     assert refused["failed"] and "is unsafe: entry '../../../../" in refused["msg"], refused
-    assert "nothing was uploaded" in refused["msg"]
+    assert refused["msg"].endswith("nothing was uploaded: use the archive that FATE Flow's migrate or export wrote."), \
+        refused["msg"]
     assert not os.path.exists(escape) and not os.path.exists(os.path.join("/", "zip-slip-marker"))
-    assert faults.hits(env.home(99)) == []
-    assert_nothing_lost(before, snapshot(env))
+    after = snapshot(env)
+    assert_nothing_lost(before, after)
+    party_dirs = tuple(os.path.dirname(env.home(p)) + os.sep for p in (99, 9999))
+    assert [p for p in set(after["files"]) - set(before["files"]) if p.startswith(party_dirs)] == []
     # (c) with the real archive back, the rerun finds everything done.
     rerun = run(env, "migrate.yml", "zip_rerun", {"fate_unify_model_version": version})
     assert_converged(env, rerun, version)
@@ -470,15 +494,6 @@ def run_module_on(env, host, name, tasks, extra=None):
 
 # ------------------------------------------------------------------------------------------------ 14
 
-@pytest.fixture(scope="module")
-def converged_version(env):
-    """A version this module migrated, moved and imported (run once, shared by the cases that publish)."""
-    version = "flt_base"
-    done = run(env, "migrate.yml", "base", {"fate_unify_model_version": version})
-    assert_converged(env, done, version)
-    return version
-
-
 def test_missing_model_or_version(env, converged_version):
     """migrate.yml of a version the source does not have, publish.yml of a version never imported, and the modules
     (over SSH on the destination guest's host) importing an archive that is not there, loading and binding a
@@ -489,7 +504,7 @@ def test_missing_model_or_version(env, converged_version):
                                                            "fate_unify_model_version": "flt_missing"})
     assert migrate.rc != 0, migrate
     model_id = env.fed["model"]["model_id"]
-    assert sorted(migrate.failures()) == [
+    assert sorted((h, n, sorted(m)) for h, n, m in migrate.failures()) == [
         ("party10000", "Fail when the model is missing", [
             "Model %s version %s does not exist as %s 10000 on %s." % (model_id, missing, role, env.party(10000)["flow_url"])
             for role in ("arbiter", "host")]),
@@ -521,14 +536,14 @@ def test_missing_model_or_version(env, converged_version):
     loaded = modules.result("Load a version that does not exist", "party99")
     assert loaded["failed"] and loaded["reason"] == "party", loaded
     assert loaded["msg"].startswith("/v1/model/load failed on 2 of 2 parties - guest 99: "), loaded["msg"]
-    assert "import it on that party first" in loaded["msg"] or "check model_id and model_version" in loaded["msg"], \
-        loaded["msg"]
+    assert "not exists in model local cache" in loaded["msg"] and loaded["msg"].endswith(
+        "check model_id and model_version, or import it on that party first."), loaded["msg"]
     bound = modules.result("Bind a version that does not exist", "party99")
     assert bound["failed"] and "load the model first (fate.flow.model_load)" in bound["msg"], bound
     assert_nothing_lost(before, snapshot(env))
-    # (c) with the right model and version the same playbooks complete: the whole pipeline on an imported version.
-    rerun = run(env, "pipeline.yml", "missing_rerun", {"fate_unify_model_version": converged_version})
-    assert_converged(env, rerun, converged_version)
+    # (c) with a version that was imported, the same publish.yml loads, binds and answers an inference.
+    rerun = run(env, "publish.yml", "missing_rerun", {"fate_unify_model_version": converged_version})
+    assert rerun.rc == 0, rerun
     published = report(env, converged_version)["publish"]
     assert (published["load_status"], published["bind_status"]) == ("loaded", "bound"), published
     assert report(env, converged_version)["inference"]["retcode"] == 0
@@ -559,26 +574,11 @@ def test_hostile_inputs_never_reach_a_shell(env):
     bad_ids = run(env, "migrate.yml", "hostile_ids", {"fate_source_guest": "9999;cd;touch %sd" % MARK,
                                                       "fate_unify_model_version": "flt_hostile_ids"})
     assert bad_ids.rc != 0
-    assert [(h, n) for h, n, _ in bad_ids.failures()] == [
-        ("party10000", "Check the job-role maps (model_migrate checks them again)"),
-        ("party9999", "Check the job-role maps (model_migrate checks them again)")], bad_ids.failures()
-    assert "party ids made of digits" in bad_ids.failures()[0][2][0]
-    bad_version = run(env, "migrate.yml", "hostile_version", {"fate_model_version": "../../" + HOSTILE})
-    assert bad_version.rc != 0
-    assert sorted(set((h, n) for h, n, _ in bad_version.failures())) == [
-        ("party10000", "Check that the model exists for each job role of this party"),
-        ("party9999", "Check that the model exists for each job role of this party")], bad_version.failures()
-    assert bad_version.failures()[0][2][0].startswith("model_version '../../v 1;cd;touch ")
-    assert "contains '/' or '\\', which would make FATE Flow write outside its model directories" in \
-        bad_version.failures()[0][2][0]
-    too_long = run(env, "migrate.yml", "hostile_long", {"fate_unify_model_version": "v" * 5000})
-    assert too_long.rc != 0
-    assert [(h, n) for h, n, _ in too_long.failures()][:1] in (
-        [("party10000", "Migrate this party's copies of the model")],
-        [("party9999", "Migrate this party's copies of the model")]), too_long.failures()
-    assert too_long.failures()[0][2][0].startswith("unify_model_version 'vvvvvvvv")
-    assert "...(5002 characters) is 5000 bytes long; FATE Flow stores it in file names of at most 255 bytes" in \
-        too_long.failures()[0][2][0]
+    failures = bad_ids.failures()
+    assert failures and all(h in ("party9999", "party10000") and n.startswith("Check the job-role maps")
+                            for h, n, _ in failures), failures
+    assert "9999;cd;touch %sd" % MARK in failures[0][2][0] and "party ids made of digits" in failures[0][2][0], failures
+    assert archives_of(env, "flt_hostile_ids") == []
     assert_nothing_lost(before, snapshot(env))
 
     # Every module, over SSH on the destination guest's host: each hostile or ill-typed parameter is refused.
@@ -601,6 +601,10 @@ def test_hostile_inputs_never_reach_a_shell(env):
     task("migrate party", "model_migrate", dict(base, flow_url=env.party(9999)["flow_url"],
                                                 role={"guest": ["$(cd;touch %si)" % MARK], "host": [10000]},
                                                 migrate_role={"guest": [99], "host": [100]}))
+    source = dict(flow_url=env.party(9999)["flow_url"], model_id=env.fed["model"]["model_id"],
+                  model_version=env.fed["model"]["deployed_version"], role=env.fed["model"]["roles"], migrate_role=roles)
+    task("migrate version", "model_migrate", dict(source, model_version="../../" + HOSTILE))
+    task("migrate long", "model_migrate", dict(source, unify_model_version="v" * 5000))
     task("migrate mode", "model_migrate", dict(base, flow_url=env.party(9999)["flow_url"], role=env.fed["model"]["roles"],
                                                migrate_role=roles, federated_mode="SINGLE;touch x"))
     task("import role", "model_import", {"flow_url": url, "archive": "/nonexistent", "role": "guest;id",
@@ -624,6 +628,8 @@ def test_hostile_inputs_never_reach_a_shell(env):
         "info party": "party_id '99;cd;touch ",
         "migrate role": "argument 'role' is of type",
         "migrate party": "role.guest '$(cd;touch ",
+        "migrate version": "model_version '../../v 1;cd;touch ",
+        "migrate long": "unify_model_version 'vvvvvvvv",
         "migrate mode": "value of federated_mode must be one of: SINGLE, MULTIPLE, got: SINGLE;touch x",
         "import role": "value of role must be one of: guest, host, arbiter, got: guest;id",
         "import archive": "archive $(cd;touch ",
@@ -640,6 +646,10 @@ def test_hostile_inputs_never_reach_a_shell(env):
         assert result.get("failed"), (name, result)
         assert start is None or result["msg"].startswith(start), (name, result["msg"])
         assert len(result["msg"]) < 600, (name, len(result["msg"]))
+    assert "contains '/' or '\\', which would make FATE Flow write outside its model directories" in \
+        checked.result("migrate version", "party99")["msg"]
+    assert "...(5002 characters) is 5000 bytes long; FATE Flow stores it in file names of at most 255 bytes" in \
+        checked.result("migrate long", "party99")["msg"]
     assert_nothing_lost(before, snapshot(env))
 
     # Used literally: the whole pipeline with hostile (but valid) values.
