@@ -912,8 +912,9 @@ class ActionModule(ActionBase):
                 self._call(dst, 'rm', {'path': part})
             raise TransferError(
                 'not enough space on %s: %d bytes (%s) are needed in %s for %s, only %d bytes (%s) are free; '
-                'the source is untouched and nothing was written' % (
-                    dst.describe(), need, _mib(need), dp['free_path'], final, free, _mib(free)),
+                'the source is untouched and nothing was written. Free at least %d bytes there, or choose another '
+                'dest (fate_transfer_dir in the playbooks), then run again' % (
+                    dst.describe(), need, _mib(need), dp['free_path'], final, free, _mib(free), need - free),
                 needed_bytes=need, free_bytes=free, **base)
 
         if check:
@@ -1151,7 +1152,8 @@ class ActionModule(ActionBase):
             self._call(dst, 'rm', {'path': part})
             raise TransferError(
                 'not enough space on %s: writing %s ran out of space after %d bytes; %d bytes (%s) are needed in '
-                '%s (%s free now). The partial copy was removed; the source is untouched' % (
+                '%s (%s free now). The partial copy was removed; the source is untouched. Free that much space '
+                'there, or choose another dest (fate_transfer_dir in the playbooks), then run again' % (
                     dst.describe(), part, recv.get('written', 0), need, _mib(need), posixpath.dirname(part),
                     _mib(recv['free']) if recv.get('free') is not None else 'unknown'),
                 needed_bytes=need, **base)
