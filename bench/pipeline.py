@@ -250,9 +250,13 @@ class Bench:
             args += ["--model-size", str(model_size)]
             for pid in model_size_parties or []:
                 args += ["--model-size-party", pid]
+        env = dict(os.environ, PYTHONPATH=SANDBOX)
+        if model_size:
+            # FATE Flow's remote_request_timeout (30 s) is too short to migrate a gigabyte model on this machine; an
+            # operator raises it in job_default_config.yaml, the sandbox takes it from the environment.
+            env.setdefault("FATE_SANDBOX_REMOTE_REQUEST_TIMEOUT", "1800")
         begin = time.monotonic()
-        proc = subprocess.run(args, env=dict(os.environ, PYTHONPATH=SANDBOX), capture_output=True, text=True,
-                              timeout=1800)
+        proc = subprocess.run(args, env=env, capture_output=True, text=True, timeout=1800)
         if proc.returncode != 0:
             raise SystemExit("sandbox %s did not start:\n%s%s" % (name, proc.stdout, proc.stderr))
         with open(os.path.join(root, "federation.json")) as f:

@@ -97,11 +97,13 @@ class ActionModule(ActionBase):
         return (
             'run lock on %s%s: another fate.flow run is working on this host: %s holds %s. This run %s and changed '
             'nothing. Let that run finish, then run again (or wait longer: wait_timeout, fate_run_lock_wait in the '
-            'fate.flow playbooks). If that run is no longer running%s, remove %s on %s%s.' % (
+            'fate.flow playbooks). If that run is no longer running%s, give its locks back with '
+            '`ansible-playbook fate.flow.run_lock -i <inventory> -e fate_run_lock_state=released -e \'fate_run_id=%s\'` '
+            '(playbooks/run_lock.yml in a checkout) or remove %s on %s%s.' % (
                 host, self._party(task_vars, host), rl.describe(holder), path,
                 'waited %d s for it' % waited if wait else 'did not wait (wait_timeout=0)',
                 '' if same else ' (it was started from controller %s, so this controller cannot check its process)'
                 % holder.get('controller'),
-                path, host,
+                holder.get('run_id'), path, host,
                 ', or wait until the lock is older than max_age (%s s), when it is taken over' % max_age
                 if max_age and int(max_age) > 0 else ''))

@@ -17,6 +17,8 @@ description:
     streamed from disk, so memory use does not grow with its size.
   - Before sending, the archive is checked - a readable zip, no entry with an absolute path or C(..), the model's
     Pipeline and C(define_meta.yaml) present, and O(party_id) a party of O(role) in the model.
+  - After an import, the module asks FATE Flow for the model (C(/v1/model/query), FATE Flow 1.5.1+) and fails when
+    FATE Flow accepted the upload but does not list the model; C(verified) says whether the model was found.
 author:
   - fate.flow maintainers (!UNKNOWN)
 options:
@@ -134,6 +136,14 @@ status:
   returned: always
   type: str
   sample: imported
+verified:
+  description:
+    - V(true) when FATE Flow lists the model under O(role), O(party_id), model id and version (after the import, or
+      before it when the model was already imported). V(false) in check mode and with FATE Flow 1.4 and 1.5.0, which
+      cannot be queried.
+  returned: always
+  type: bool
+  sample: true
 job_id:
   description: The job id FATE Flow 1.9+ give the import.
   returned: when FATE Flow 1.9+ imported the model
@@ -200,7 +210,7 @@ def run(module, client):
     sha256 = file_digests(params['archive'])['sha256']
     pmid = party_model_id(role, party_id, model_id)
     result = dict(changed=False, role=role, party_id=party_id, model_id=model_id, model_version=version,
-                  party_model_id=pmid, archive_sha256=sha256, fate_version=facts['fate_version'])
+                  party_model_id=pmid, archive_sha256=sha256, fate_version=facts['fate_version'], verified=False)
     after = _summary(sha256, facts['fate_version'], pipeline_fingerprint(facts['pipeline'])['roles'])
 
     caps = client.capabilities
@@ -211,7 +221,7 @@ def run(module, client):
     if existing:
         same, how = same_model(existing, facts, sha256)
         if same:
-            result.update(status='already_imported', compared_by=how)
+            result.update(status='already_imported', compared_by=how, verified=True)
             return result
         if not params['force']:
             raise FlowError(
@@ -255,6 +265,16 @@ def run(module, client):
     result['status'] = 'replaced' if replacing else 'imported'
     if data.get('job_id'):
         result['job_id'] = data['job_id']
+    if caps.supports_query:
+        # FATE Flow can answer "success" and still not register the model (a failed database write, a job that
+        # failed after the answer); only a query shows the model is there to load.
+        if not client.find_model(model_id, version, role, party_id):
+            raise FlowError(
+                'FATE Flow on %s accepted the import of %s %s but does not list the model afterwards.'
+                % (client.base_url, pmid, version), endpoint='/v1/model/query', reason=FlowError.NOT_FOUND,
+                hint='Look for the import in FATE Flow\'s logs (fate_flow_stat.log%s), then run again: the import is '
+                     'repeated.' % (', job %s' % data['job_id'] if data.get('job_id') else ''))
+        result['verified'] = True
     return result
 
 

@@ -38,6 +38,17 @@ class Answer(Exception):
         self.response = response
 
 
+def remote_request_timeout():
+    """Seconds a federated call waits: FATE's remote_request_timeout (30000 ms by default).
+
+    FATE_SANDBOX_REMOTE_REQUEST_TIMEOUT (seconds) raises it for benches that migrate gigabyte models, as an
+    operator would raise remote_request_timeout in job_default_config.yaml."""
+    try:
+        return max(1.0, float(os.environ.get("FATE_SANDBOX_REMOTE_REQUEST_TIMEOUT", "30")))
+    except ValueError:
+        return 30.0
+
+
 def generate_job_id():
     return "%s%d" % (datetime.datetime.now().strftime("%Y%m%d%H%M%S%f"), next(_counter) % 10)
 
@@ -219,7 +230,8 @@ class FlowApp:
         last = None
         for attempt in range(3):
             try:
-                reply = requests.post("http://%s/v1%s" % (address, endpoint), json=body, headers=headers, timeout=30)
+                reply = requests.post("http://%s/v1%s" % (address, endpoint), json=body, headers=headers,
+                                      timeout=remote_request_timeout())
                 if self.profile.flask2:
                     reply.raise_for_status()
                 return reply.json()

@@ -143,6 +143,10 @@ def test_action_refuses_at_once_with_a_message_that_says_what_to_do(path):
                  'run again', 'remove'):
         assert text in msg, msg
     assert rl.read(path)['run_id'] == 'busy-run'
+    # the command that gives a finished run's lock back names that run, and only that run can release it
+    assert "-e fate_run_lock_state=released -e 'fate_run_id=busy-run'" in msg, msg
+    released = make_action({'path': path, 'run_id': 'busy-run', 'state': 'released'})[0].run(task_vars=TASK_VARS)
+    assert released['outcome'] == 'released' and rl.read(path) is None
 
 
 def test_action_waits_until_the_other_run_releases(path, monkeypatch):

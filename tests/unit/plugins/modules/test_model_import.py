@@ -17,6 +17,7 @@ from ansible_collections.fate.flow.tests.unit.plugins.fake_flow import (
     fixture,
     fixture_json,
     guide_pipeline,
+    json_reply,
     make_archive,
     run_module,
 )
@@ -52,11 +53,13 @@ def _archive_like_row(path, name):
 # -- 1.9+ ------------------------------------------------------------------------------------------
 
 def test_fresh_import_on_1_11(monkeypatch, archive):
-    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'))
+    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'),
+                               fixture('g4/query_imported_guest', sha256=_sha256(archive)))
     fake.on('/v1/model/import', fixture('g4/import_success'))
     result = run_module(model_import, _args(archive), fake, monkeypatch)
     assert not result.get('failed'), result
-    assert result['changed'] is True and result['status'] == 'imported'
+    assert result['changed'] is True and result['status'] == 'imported' and result['verified'] is True
+    assert len(fake.calls_to('/v1/model/query')) == 2  # looked up before, verified after
     assert result['model_id'] == NEW_MODEL_ID and result['model_version'] == UNIFY  # read from the archive
     assert result['party_model_id'] == 'guest#99#' + NEW_MODEL_ID
     assert result['job_id'] == '202211091127392613051'
@@ -73,6 +76,7 @@ def test_second_run_on_1_11_finds_same_sha256(monkeypatch, archive):
     fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_imported_guest', sha256=_sha256(archive)))
     result = run_module(model_import, _args(archive), fake, monkeypatch)
     assert result['changed'] is False and result['status'] == 'already_imported' and result['compared_by'] == 'sha256'
+    assert result['verified'] is True
     assert _imports(fake) == []
 
 
@@ -129,8 +133,19 @@ def test_hash_mismatch(monkeypatch, archive):
 
 # -- <= 1.8 --------------------------------------------------------------------------------------------
 
+def test_import_accepted_but_not_listed_fails(monkeypatch, archive):
+    # FATE Flow answered "success" but its query does not show the model: nothing to load later, say so now.
+    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'))
+    fake.on('/v1/model/import', fixture('g4/import_success'))
+    result = run_module(model_import, _args(archive), fake, monkeypatch)
+    assert result['failed'] is True
+    assert 'accepted the import of guest#99#' + NEW_MODEL_ID in result['msg']
+    assert 'does not list the model' in result['msg'] and 'run again' in result['msg']
+    assert 'job 202211091127392613051' in result['msg']
+
+
 def test_fresh_import_on_1_6_has_no_force_or_hash(monkeypatch, archive):
-    fake = FakeFlow('1.6.1').on('/v1/model/query', fixture('g2/query_not_found'))
+    fake = FakeFlow('1.6.1').on('/v1/model/query', fixture('g2/query_not_found'), fixture('g2/query_imported_guest'))
     fake.on('/v1/model/import', fixture('g2/import_success'))
     result = run_module(model_import, _args(archive, party_id='99'), fake, monkeypatch)
     assert result['status'] == 'imported' and 'job_id' not in result
@@ -175,6 +190,7 @@ def test_1_4_import(monkeypatch, archive):
     fake = FakeFlow('1.4').on('/v1/model/import', fixture('g2/import_success'))
     result = run_module(model_import, _args(archive), fake, monkeypatch)
     assert result['changed'] is True and len(_imports(fake)) == 1
+    assert result['verified'] is False  # 1.4 cannot be queried
 
 
 # -- archive checks before sending ----------------------------------------------------------------------
@@ -215,7 +231,9 @@ def test_check_mode_validates_and_uploads_nothing(monkeypatch, archive):
 
 
 def test_explicit_ids_override_the_archive_with_a_warning(monkeypatch, archive):
-    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'))
+    stored = fixture_json('g4/query_imported_guest', sha256=_sha256(archive))
+    stored['data'][0]['f_model_version'] = 'v2'
+    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'), json_reply(stored))
     fake.on('/v1/model/import', fixture('g4/import_success'))
     result = run_module(model_import, _args(archive, model_version='v2'), fake, monkeypatch)
     assert result['model_version'] == 'v2'
