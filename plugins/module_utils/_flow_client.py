@@ -17,6 +17,9 @@ in any release without notice. Only the collection's own modules may import it.
   version numbers itself.
 * ``FlowError``: the single exception for anything that went wrong talking to FATE
   Flow; ``fail_from_error()`` turns it into a structured ``fail_json``.
+
+The HTTP plumbing (TLS session, retry loop, error base class) is shared with the serving-proxy
+client in ``_http``.
 """
 
 from __future__ import annotations
@@ -27,7 +30,6 @@ import hmac
 import json
 import re
 import time
-import traceback
 import uuid
 
 try:
@@ -42,17 +44,23 @@ from ansible_collections.fate.flow.plugins.module_utils._flow_models import (
     to_str_party_id,
 )
 from ansible_collections.fate.flow.plugins.module_utils._flow_multipart import MultipartFileBody
+from ansible_collections.fate.flow.plugins.module_utils._http import (
+    FLOW_NOT_FOUND_RE,
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    TLS_REQUIRED_BY,
+    Call,
+    HttpClient,
+    HttpError,
+    body_text,
+    connection_problem as _connection_problem,
+    json_body,
+    never_connected as _never_connected,
+    requests,
+    transport_argument_spec,
+)
+from ansible_collections.fate.flow.plugins.module_utils._http import fail_from_error  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.fate.flow.plugins.module_utils._serving_link import LAYOUTS, layout_for_version
-
-try:
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
 
 API_PREFIX = '/v1'
 # Gateway answers that mean the request did not reach a working FATE Flow: resent for every call.
@@ -68,15 +76,9 @@ SUPPORTED_RANGE = '1.4 to 1.11'
 
 def flow_argument_spec(extra=None):
     """The connection options every fate.flow module takes, merged with ``extra``."""
-    spec = dict(
-        flow_url=dict(type='str', required=True, fallback=(env_fallback, ['FATE_FLOW_URL'])),
-        timeout=dict(type='int', default=30),
-        retries=dict(type='int', default=3),
-        retry_delay=dict(type='float', default=1.0),
-        validate_certs=dict(type='bool', default=True),
-        ca_path=dict(type='path'),
-        client_cert=dict(type='path'),
-        client_key=dict(type='path', no_log=False),
+    spec = dict(flow_url=dict(type='str', required=True, fallback=(env_fallback, ['FATE_FLOW_URL'])))
+    spec.update(transport_argument_spec())
+    spec.update(
         app_key=dict(type='str', no_log=False, fallback=(env_fallback, ['FATE_FLOW_APP_KEY'])),
         secret_key=dict(type='str', no_log=True, fallback=(env_fallback, ['FATE_FLOW_SECRET_KEY'])),
     )
@@ -88,7 +90,7 @@ def flow_argument_spec(extra=None):
 def flow_module_kwargs(argument_spec, required_together=None, required_by=None, **kwargs):
     """Keyword arguments for AnsibleModule: the merged spec plus the connection constraints."""
     together = [['app_key', 'secret_key']] + list(required_together or [])
-    by = {'client_key': 'client_cert'}
+    by = dict(TLS_REQUIRED_BY)
     by.update(required_by or {})
     return dict(argument_spec=flow_argument_spec(argument_spec), required_together=together, required_by=by, **kwargs)
 
@@ -97,18 +99,15 @@ def flow_module_kwargs(argument_spec, required_together=None, required_by=None, 
 # Errors
 # ---------------------------------------------------------------------------
 
-class FlowError(Exception):
+class FlowError(HttpError):
     """Anything that went wrong talking to FATE Flow, with the context to act on it.
 
-    ``reason`` is one of the REASON_* constants; ``parties`` lists per-party results
+    ``reason`` is one of the REASON_* constants (TRANSPORT, HTTP, NOT_JSON, ENDPOINT_MISSING and
+    RETCODE come from HttpError; NOT_JSON here: 200 but the body is not FATE's JSON envelope;
+    ENDPOINT_MISSING: an HTML 404, or 1.9+ NotFound); ``parties`` lists per-party results
     (role, party_id, retcode, retmsg) when a fanned-out operation failed on some parties.
     """
 
-    TRANSPORT = 'transport'          # no HTTP answer (connection refused, DNS, TLS, timeout)
-    HTTP = 'http'                    # an HTTP status that is not 200
-    NOT_JSON = 'not_json'            # 200 but the body is not FATE's JSON envelope
-    ENDPOINT_MISSING = 'endpoint_missing'  # the server has no such endpoint (HTML 404, or 1.9+ NotFound)
-    RETCODE = 'retcode'              # the envelope says retcode != 0
     CONFLICT = 'conflict'            # the object already exists (HTTP 409 on import, 1.9+)
     NOT_FOUND = 'not_found'          # the model does not exist (HTTP 404/210 on export, 404 on deploy)
     AUTH = 'auth'                    # signature or permission refused
@@ -116,45 +115,19 @@ class FlowError(Exception):
     UNSUPPORTED = 'unsupported'      # the FATE Flow version cannot do this
     PRECONDITION = 'precondition'    # what FATE Flow reports makes the operation pointless (e.g. not deployed)
 
+    DEFAULT_REASON = HttpError.RETCODE
+    END_MARKS = '.!?)'
+    WHERE_KEYS = ('endpoint',)
+    OPTIONAL_KEYS = ('party', 'parties')
+
     def __init__(self, msg, endpoint=None, http_status=None, retcode=None, retmsg=None, reason=None,
                  party=None, parties=None, data=None, hint=None):
-        self.msg = msg
         self.endpoint = endpoint
-        self.http_status = http_status
-        self.retcode = retcode
-        self.retmsg = retmsg
-        self.reason = reason or self.RETCODE
         self.party = party
         self.parties = parties
         self.data = data
-        self.hint = hint
-        super(FlowError, self).__init__(self.message)
-
-    @property
-    def message(self):
-        text = self.msg.strip()
-        if self.hint and self.hint not in text:
-            if text and text[-1] not in '.!?)':
-                text += '.'
-            text = '%s %s' % (text, self.hint)
-        return text
-
-    def result(self):
-        """The keys a module adds to fail_json (never headers or credentials)."""
-        out = dict(endpoint=self.endpoint, http_status=self.http_status, retcode=self.retcode,
-                   retmsg=self.retmsg, reason=self.reason)
-        if self.party is not None:
-            out['party'] = self.party
-        if self.parties is not None:
-            out['parties'] = self.parties
-        return out
-
-
-def fail_from_error(module, error, **extra):
-    """fail_json from a FlowError, with its structured keys."""
-    result = error.result()
-    result.update(extra)
-    module.fail_json(msg=error.message, **result)
+        super(FlowError, self).__init__(msg, http_status=http_status, retcode=retcode, retmsg=retmsg, reason=reason,
+                                        hint=hint)
 
 
 # Well-known FATE / FATE-Serving messages and what the user should do about them.
@@ -207,41 +180,6 @@ def _hint_for(retmsg, retcode=None, http_status=None):
                 'match http_app_key/http_secret_key or the authentication settings of that FATE Flow) and that '
                 'the clocks of both hosts agree.')
     return None
-
-
-def _short_text(text, limit=400):
-    """A one-line excerpt of a non-JSON body (HTML tags dropped)."""
-    text = re.sub(r'<[^>]+>', ' ', text or '')
-    text = re.sub(r'\s+', ' ', text).strip()
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-_NOT_FOUND_RE = re.compile(r"<(NotFound|MethodNotAllowed) '40[45]")
-_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-
-
-def _never_connected(exc):
-    """True when a requests ConnectionError happened before the request could be sent.
-
-    requests wraps both "could not connect" (urllib3 MaxRetryError whose reason is a
-    NewConnectionError or ConnectTimeoutError) and "connection broke while the request was
-    sent or answered" (urllib3 ProtocolError) in the same ConnectionError; only the first
-    is safe to retry for a request that changes something.
-    """
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    cause = exc.args[0] if exc.args else None
-    reason = getattr(cause, 'reason', None)
-    return isinstance(reason, (NewConnectionError, ConnectTimeoutError))
-
-
-def _connection_problem(exc):
-    """The useful part of a requests connection error ("[Errno 111] Connection refused")."""
-    text = str(exc)
-    match = _ERRNO_RE.search(text)
-    if match:
-        return match.group(0).strip()
-    return _short_text(text, 200)
 
 
 def _fatal_for_detection(exc):
@@ -459,60 +397,39 @@ class FlowCapabilities(object):
 # The client
 # ---------------------------------------------------------------------------
 
-class FlowClient(object):
+class FlowClient(HttpClient):
     """A FATE Flow 1.x HTTP API client bound to one AnsibleModule's connection options."""
 
+    URL_OPTION = 'flow_url'
+    BAD_URL = 'flow_url must be an http:// or https:// URL of a FATE Flow, such as http://127.0.0.1:9380; got %r'
+    URL_SUFFIX = API_PREFIX
+    SERVICE = LABEL = 'FATE Flow'
+    ERROR = FlowError
+    UNREACHABLE_HINT = 'Check flow_url and that FATE Flow is running and reachable from the host running this task.'
+
     def __init__(self, module, session=None):
-        self.module = module
         if not HAS_REQUESTS:
             module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
-        params = module.params
-        self.base_url = self._base_url(params['flow_url'])
+        self.app_key = module.params.get('app_key')
+        self.secret_key = module.params.get('secret_key')
+        self._capabilities = None
+        super(FlowClient, self).__init__(module, session)
+
+    def _init_transport(self, params, session=None):
         for option, low, high in (('timeout', 1, 86400), ('retries', 0, 100), ('retry_delay', 0, 3600)):
             value = params.get(option)
             if value is not None and not low <= value <= high:
-                module.fail_json(msg='%s must be between %s and %s, got %s' % (option, low, high, value))
-        self.timeout = params.get('timeout') or 30
-        self.retries = max(0, params.get('retries') or 0)
-        self.retry_delay = max(0.0, params.get('retry_delay') or 0.0)
-        self.app_key = params.get('app_key')
-        self.secret_key = params.get('secret_key')
-        self._capabilities = None
-        self.verify = self._verify_setting(params)
-        self.session = session or self._new_session(params)
+                self.module.fail_json(msg='%s must be between %s and %s, got %s' % (option, low, high, value))
+        super(FlowClient, self)._init_transport(params, session)
 
-    def _base_url(self, url):
-        url = (url or '').strip()
+    @staticmethod
+    def _valid_url(url):
         try:
             parts = urlsplit(url)
             valid = parts.scheme in ('http', 'https') and bool(parts.hostname) and parts.port != 0  # port: ValueError
         except ValueError:
             valid = False
-        if not valid or re.search(r'\s', url):
-            self.module.fail_json(msg='flow_url must be an http:// or https:// URL of a FATE Flow, such as '
-                                      'http://127.0.0.1:9380; got %r' % url)
-        url = url.rstrip('/')
-        if url.endswith(API_PREFIX):
-            url = url[:-len(API_PREFIX)]
-        return url
-
-    @staticmethod
-    def _verify_setting(params):
-        if params.get('validate_certs') is False:
-            return False
-        return params.get('ca_path') or True
-
-    def _new_session(self, params):
-        session = requests.Session()
-        session.verify = self.verify
-        if self.verify is False:
-            try:
-                requests.packages.urllib3.disable_warnings()
-            except AttributeError:  # pragma: no cover
-                pass
-        if params.get('client_cert'):
-            session.cert = (params['client_cert'], params['client_key']) if params.get('client_key') else params['client_cert']
-        return session
+        return valid and not re.search(r'\s', url)
 
     # -- signing ------------------------------------------------------------------------
     def signature_headers(self, path_url, body=b'', form_fields=None, timestamp=None, nonce=None):
@@ -540,14 +457,9 @@ class FlowClient(object):
 
     def _send(self, method, endpoint, body, headers, form_fields=None, prefix=API_PREFIX):
         """One HTTP request (no retries); the signature is computed for this attempt."""
-        request = requests.Request(method, self.url(endpoint, prefix), data=body, headers=headers)
-        prepared = self.session.prepare_request(request)
         sign_body = body if isinstance(body, bytes) else b''
-        prepared.headers.update(self.signature_headers(prepared.path_url, sign_body, form_fields))
-        # verify is passed explicitly so that REQUESTS_CA_BUNDLE cannot re-enable verification
-        # after validate_certs=false (requests merges the environment over the session).
-        settings = self.session.merge_environment_settings(prepared.url, {}, None, self.verify, None)
-        return self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
+        return self._send_request(method, self.url(endpoint, prefix), body, headers,
+                                  lambda prepared: self.signature_headers(prepared.path_url, sign_body, form_fields))
 
     def _send_with_retries(self, method, endpoint, body, headers, form_fields=None, read_only=False):
         """Send, retrying with exponential backoff what is safe to resend.
@@ -558,76 +470,49 @@ class FlowClient(object):
         happened, and resending it could do it twice. The response that ends the retries carries
         ``fate_attempts`` (how many times it was sent).
         """
-        attempt = 0
-        retry_statuses = RETRY_READ_ONLY_HTTP_STATUSES if read_only else RETRY_HTTP_STATUSES
         path = API_PREFIX + endpoint
-        while True:
-            problem = None
-            response = None
-            try:
-                response = self._send(method, endpoint, body, headers, form_fields)
-            except requests.exceptions.SSLError as exc:
-                raise FlowError(
-                    'TLS error talking to FATE Flow at %s: %s' % (self.base_url, exc), endpoint=path,
-                    reason=FlowError.TRANSPORT,
-                    hint='Check ca_path, client_cert/client_key, or set validate_certs=false for a test server.')
-            except requests.exceptions.ConnectionError as exc:
-                if not (read_only or _never_connected(exc)):
-                    raise FlowError(
-                        'The connection to FATE Flow at %s broke during %s %s: %s'
-                        % (self.base_url, method, path, _connection_problem(exc)),
-                        endpoint=path, reason=FlowError.TRANSPORT,
-                        hint='It was not resent: the operation may have completed on the server, so check its state '
-                             'before running again.')
-                problem = 'could not connect (%s)' % _connection_problem(exc)
-            except requests.exceptions.Timeout as exc:
-                if not read_only:
-                    # The server may still be working on the request: never resend it.
-                    raise FlowError(
-                        'FATE Flow at %s did not answer %s %s within %s seconds.'
-                        % (self.base_url, method, path, self.timeout),
-                        endpoint=path, reason=FlowError.TRANSPORT,
-                        hint='It was not resent: the operation may still complete on the server, so check its state '
-                             'before running again (a rerun of the task does), or increase timeout.')
-                problem = 'no answer within %s seconds' % self.timeout
-            except requests.exceptions.RequestException as exc:
-                raise FlowError('request to FATE Flow at %s failed: %s' % (self.base_url, exc),
-                                endpoint=path, reason=FlowError.TRANSPORT)
-            if response is not None:
-                response.fate_attempts = attempt + 1
-                if response.status_code not in retry_statuses:
-                    return response
-                problem = 'HTTP %s' % response.status_code
-            if attempt >= self.retries:
-                if response is not None:
-                    return response
-                if problem.startswith('no answer'):
-                    raise FlowError(
-                        'FATE Flow at %s did not answer %s %s within %s seconds (%d attempt(s)).'
-                        % (self.base_url, method, path, self.timeout, attempt + 1), endpoint=path,
-                        reason=FlowError.TRANSPORT,
-                        hint='Check that FATE Flow is not overloaded or stuck (its logs), or increase timeout; then '
-                             'run again.')
-                raise FlowError(
-                    'FATE Flow at %s is unreachable: %s (after %d attempt(s)).' % (self.base_url, problem, attempt + 1),
-                    endpoint=path, reason=FlowError.TRANSPORT,
-                    hint='Check flow_url and that FATE Flow is running and reachable from the host running this task.')
-            delay = self.retry_delay * (2 ** attempt)
-            attempt += 1
-            self.module.warn('FATE Flow %s: %s; retrying in %.1f s (attempt %d of %d)'
-                             % (path, problem, delay, attempt + 1, self.retries + 1))
-            time.sleep(delay)
+        call = Call(method, path, {'endpoint': path}, read_only,
+                    RETRY_READ_ONLY_HTTP_STATUSES if read_only else RETRY_HTTP_STATUSES)
+        return self._retry_loop(lambda: self._send(method, endpoint, body, headers, form_fields), call)
+
+    def _connection_failed(self, exc, call):
+        if not (call.read_only or _never_connected(exc)):
+            raise FlowError(
+                'The connection to FATE Flow at %s broke during %s %s: %s'
+                % (self.base_url, call.method, call.path, _connection_problem(exc)),
+                endpoint=call.path, reason=FlowError.TRANSPORT,
+                hint='It was not resent: the operation may have completed on the server, so check its state '
+                     'before running again.')
+        return 'could not connect (%s)' % _connection_problem(exc)
+
+    def _timed_out(self, exc, call):
+        if not call.read_only:
+            # The server may still be working on the request: never resend it.
+            raise FlowError(
+                'FATE Flow at %s did not answer %s %s within %s seconds.'
+                % (self.base_url, call.method, call.path, self.timeout),
+                endpoint=call.path, reason=FlowError.TRANSPORT,
+                hint='It was not resent: the operation may still complete on the server, so check its state '
+                     'before running again (a rerun of the task does), or increase timeout.')
+        return super(FlowClient, self)._timed_out(exc, call)
+
+    def _gave_up(self, problem, attempts, call):
+        if problem.startswith('no answer'):
+            return FlowError(
+                'FATE Flow at %s did not answer %s %s within %s seconds (%d attempt(s)).'
+                % (self.base_url, call.method, call.path, self.timeout, attempts), endpoint=call.path,
+                reason=FlowError.TRANSPORT,
+                hint='Check that FATE Flow is not overloaded or stuck (its logs), or increase timeout; then '
+                     'run again.')
+        return super(FlowClient, self)._gave_up(problem, attempts, call)
 
     def _parse(self, endpoint, response, allow_retcodes=(0,)):
         """The JSON envelope of a response, or a FlowError."""
         path = API_PREFIX + endpoint
         status = response.status_code
-        try:
-            body = json.loads(response.content.decode('utf-8'))
-        except (ValueError, UnicodeDecodeError):
-            body = None
+        body = json_body(response)
         if not isinstance(body, dict):
-            text = _short_text(response.content.decode('utf-8', 'replace'))
+            text = body_text(response)
             if status in (404, 405):
                 raise FlowError(
                     'FATE Flow at %s has no endpoint %s (HTTP %s).' % (self.base_url, path, status),
@@ -662,7 +547,7 @@ class FlowClient(object):
                             endpoint=path, http_status=status, reason=FlowError.NOT_JSON)
         retcode = body.get('retcode')
         retmsg = body.get('retmsg')
-        if retcode == 100 and retmsg and _NOT_FOUND_RE.search(str(retmsg)):
+        if retcode == 100 and retmsg and FLOW_NOT_FOUND_RE.search(str(retmsg)):
             raise FlowError('FATE Flow at %s has no endpoint %s (%s).' % (self.base_url, path, retmsg),
                             endpoint=path, http_status=status, retcode=retcode, retmsg=retmsg,
                             reason=FlowError.ENDPOINT_MISSING,
@@ -767,10 +652,7 @@ class FlowClient(object):
             response = self._send('GET', '/server/fateflow', None, {}, prefix='/v2')
         except requests.exceptions.RequestException:
             return
-        try:
-            body = json.loads(response.content.decode('utf-8'))
-        except (ValueError, UnicodeDecodeError):
-            return
+        body = json_body(response)
         if isinstance(body, dict) and 'code' in body and 'retcode' not in body:
             raise FlowError(
                 'The server at %s is a FATE Flow 2.x (it serves the /v2 API, not /v1); fate.flow supports FATE Flow %s '

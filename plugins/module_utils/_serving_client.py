@@ -16,16 +16,17 @@ in any release without notice. Only the collection's own modules may import it.
   turns it into a structured ``fail_json``.
 * ``served_model()`` / ``guest_party_model_id()``: which model an inference answer says it used.
 
-The TLS and error conventions are those of ``_flow_client`` (validate_certs, ca_path, client
-certificate; structured failure keys; never headers or credentials in results).
+The TLS, retry and error conventions are those of ``_flow_client`` (validate_certs, ca_path, client
+certificate; structured failure keys; never headers or credentials in results): both clients build
+on ``_http``.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
-import traceback
+# The retry pause (in _http) is time.sleep; tests reach it through this module.
+import time  # noqa: F401 pylint: disable=unused-import
 
 try:
     from urllib.parse import urlsplit
@@ -34,15 +35,19 @@ except ImportError:  # pragma: no cover - Python 2 is not supported
 
 from ansible.module_utils.basic import env_fallback, missing_required_lib
 
-try:
-    import requests
-    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-except ImportError:
-    HAS_REQUESTS = False
-    REQUESTS_IMPORT_ERROR = traceback.format_exc()
-else:
-    HAS_REQUESTS = True
-    REQUESTS_IMPORT_ERROR = None
+from ansible_collections.fate.flow.plugins.module_utils._http import (
+    FLOW_NOT_FOUND_RE,
+    HAS_REQUESTS,
+    REQUESTS_IMPORT_ERROR,
+    TLS_REQUIRED_BY,
+    Call,
+    HttpClient,
+    HttpError,
+    body_text,
+    json_body,
+    transport_argument_spec,
+)
+from ansible_collections.fate.flow.plugins.module_utils._http import fail_from_error  # noqa: F401 pylint: disable=unused-import
 
 INFERENCE_PATH = '/federation/v1/inference'
 RETRY_HTTP_STATUSES = (502, 503, 504)
@@ -72,16 +77,8 @@ _CODE_HINTS = {
 
 def serving_argument_spec(extra=None):
     """The serving-proxy connection options, merged with ``extra``."""
-    spec = dict(
-        serving_proxy_url=dict(type='str', required=True, fallback=(env_fallback, ['FATE_SERVING_PROXY_URL'])),
-        timeout=dict(type='int', default=30),
-        retries=dict(type='int', default=3),
-        retry_delay=dict(type='float', default=1.0),
-        validate_certs=dict(type='bool', default=True),
-        ca_path=dict(type='path'),
-        client_cert=dict(type='path'),
-        client_key=dict(type='path', no_log=False),
-    )
+    spec = dict(serving_proxy_url=dict(type='str', required=True, fallback=(env_fallback, ['FATE_SERVING_PROXY_URL'])))
+    spec.update(transport_argument_spec())
     if extra:
         spec.update(extra)
     return spec
@@ -89,7 +86,7 @@ def serving_argument_spec(extra=None):
 
 def serving_module_kwargs(argument_spec, **kwargs):
     """Keyword arguments for AnsibleModule: the merged spec plus the TLS constraints."""
-    return dict(argument_spec=serving_argument_spec(argument_spec), required_by={'client_key': 'client_cert'},
+    return dict(argument_spec=serving_argument_spec(argument_spec), required_by=dict(TLS_REQUIRED_BY),
                 **kwargs)
 
 
@@ -97,51 +94,25 @@ def serving_module_kwargs(argument_spec, **kwargs):
 # Errors
 # ---------------------------------------------------------------------------
 
-class ServingError(Exception):
-    """Anything that went wrong talking to the serving-proxy, with the context to act on it."""
+class ServingError(HttpError):
+    """Anything that went wrong talking to the serving-proxy, with the context to act on it.
 
-    TRANSPORT = 'transport'          # no HTTP answer (connection refused, DNS, TLS, timeout)
-    HTTP = 'http'                    # an HTTP status that is not 200
-    NOT_JSON = 'not_json'            # the body is not FATE-Serving's JSON answer
-    ENDPOINT_MISSING = 'endpoint_missing'  # 404/405: not a serving-proxy, or another path
-    RETCODE = 'retcode'              # the answer's retcode is not 0 (only when the caller asks for success)
+    ``reason``: TRANSPORT, HTTP, NOT_JSON (the body is not FATE-Serving's JSON answer), ENDPOINT_MISSING
+    (404/405: not a serving-proxy, or another path), RETCODE (only when the caller asks for success) from
+    HttpError, or MISMATCH.
+    """
+
     MISMATCH = 'mismatch'            # the answer names another model than the one required
+
+    WHERE_KEYS = ('url',)
+    OPTIONAL_KEYS = ('answer',)
 
     def __init__(self, msg, url=None, http_status=None, retcode=None, retmsg=None, reason=None, hint=None,
                  answer=None):
-        self.msg = msg
         self.url = url
-        self.http_status = http_status
-        self.retcode = retcode
-        self.retmsg = retmsg
-        self.reason = reason or self.TRANSPORT
-        self.hint = hint
         self.answer = answer
-        super(ServingError, self).__init__(self.message)
-
-    @property
-    def message(self):
-        text = self.msg.strip()
-        if self.hint and self.hint not in text:
-            if text and text[-1] not in '.!?':
-                text += '.'
-            text = '%s %s' % (text, self.hint)
-        return text
-
-    def result(self):
-        """The keys a module adds to fail_json (never headers or credentials)."""
-        out = dict(url=self.url, http_status=self.http_status, retcode=self.retcode, retmsg=self.retmsg,
-                   reason=self.reason)
-        if self.answer is not None:
-            out['answer'] = self.answer
-        return out
-
-
-def fail_from_error(module, error, **extra):
-    """fail_json from a ServingError, with its structured keys."""
-    result = error.result()
-    result.update(extra)
-    module.fail_json(msg=error.message, **result)
+        super(ServingError, self).__init__(msg, http_status=http_status, retcode=retcode, retmsg=retmsg,
+                                           reason=reason, hint=hint)
 
 
 def code_hint(retcode):
@@ -157,32 +128,6 @@ def code_hint(retcode):
     if 2000 <= code < 3000:
         return 'A host party failed (code %d = "2" + the host\'s code): see the host\'s FATE-Serving log.' % code
     return None
-
-
-def _short_text(text, limit=400):
-    """A one-line excerpt of a non-JSON body (HTML tags dropped)."""
-    text = re.sub(r'<[^>]+>', ' ', text or '')
-    text = re.sub(r'\s+', ' ', text).strip()
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-_FLOW_NOT_FOUND_RE = re.compile(r"<(NotFound|MethodNotAllowed) '40[45]")
-_ERRNO_RE = re.compile(r"\[Errno -?\d+\] [^'\")]+")
-
-
-def _connection_problem(exc):
-    """The useful part of a requests connection error ("[Errno 111] Connection refused")."""
-    text = str(exc)
-    match = _ERRNO_RE.search(text)
-    return match.group(0).strip() if match else _short_text(text, 200)
-
-
-def _never_connected(exc):
-    """True when a requests ConnectionError happened before the request could be sent."""
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    cause = exc.args[0] if exc.args else None
-    return isinstance(getattr(cause, 'reason', None), (NewConnectionError, ConnectTimeoutError))
 
 
 # ---------------------------------------------------------------------------
@@ -227,109 +172,56 @@ def answer_score(answer):
 # The client
 # ---------------------------------------------------------------------------
 
-class ServingClient(object):
-    """A FATE-Serving serving-proxy HTTP client bound to one AnsibleModule's connection options."""
+class ServingClient(HttpClient):
+    """A FATE-Serving serving-proxy HTTP client bound to one AnsibleModule's connection options.
+
+    An inference changes nothing, so a broken connection is resent like a refused one; a timeout is not
+    (a slow host party would only be asked again).
+    """
+
+    URL_OPTION = 'serving_proxy_url'
+    BAD_URL = ('serving_proxy_url must be an http:// or https:// URL of a FATE-Serving serving-proxy, such as '
+               'http://127.0.0.1:8059; got %r')
+    URL_SUFFIX = INFERENCE_PATH
+    SERVICE = 'the serving-proxy'
+    LABEL = 'serving-proxy'
+    ERROR = ServingError
+    UNREACHABLE_HINT = ('Check serving_proxy_url (the serving-proxy HTTP port, 8059 by default) and that '
+                        'FATE-Serving runs and is reachable from the host running this task.')
 
     def __init__(self, module, session=None):
-        self.module = module
         if not HAS_REQUESTS:
             module.fail_json(msg=missing_required_lib('requests'), exception=REQUESTS_IMPORT_ERROR)
-        params = module.params
-        self.base_url = self._base_url(params['serving_proxy_url'])
-        self.timeout = params.get('timeout') or 30
-        self.retries = max(0, params.get('retries') or 0)
-        self.retry_delay = max(0.0, params.get('retry_delay') or 0.0)
-        self.verify = False if params.get('validate_certs') is False else (params.get('ca_path') or True)
-        self.session = session or self._new_session(params)
-
-    def _base_url(self, url):
-        url = (url or '').strip()
-        parts = urlsplit(url)
-        if parts.scheme not in ('http', 'https') or not parts.netloc:
-            self.module.fail_json(msg='serving_proxy_url must be an http:// or https:// URL of a FATE-Serving '
-                                      'serving-proxy, such as http://127.0.0.1:8059; got %r' % url)
-        url = url.rstrip('/')
-        if url.endswith(INFERENCE_PATH):
-            url = url[:-len(INFERENCE_PATH)]
-        return url
-
-    def _new_session(self, params):
-        session = requests.Session()
-        session.verify = self.verify
-        if self.verify is False:
-            try:
-                requests.packages.urllib3.disable_warnings()
-            except AttributeError:  # pragma: no cover
-                pass
-        if params.get('client_cert'):
-            session.cert = (params['client_cert'], params['client_key']) if params.get('client_key') else params['client_cert']
-        return session
+        super(ServingClient, self).__init__(module, session)
 
     def url(self, path=INFERENCE_PATH):
         return self.base_url + path
 
     def _send(self, path, body):
-        request = requests.Request('POST', self.url(path), data=body,
-                                   headers={'Content-Type': 'application/json;charset=UTF-8'})
-        prepared = self.session.prepare_request(request)
-        # verify is passed explicitly so that REQUESTS_CA_BUNDLE cannot re-enable verification
-        # after validate_certs=false (requests merges the environment over the session).
-        settings = self.session.merge_environment_settings(prepared.url, {}, None, self.verify, None)
-        return self.session.send(prepared, timeout=self.timeout, allow_redirects=False, **settings)
+        return self._send_request('POST', self.url(path), body, {'Content-Type': 'application/json;charset=UTF-8'})
 
     def post(self, path, payload):
         """POST JSON, retrying connection failures and HTTP 502/503/504 (an inference changes nothing, so a
         broken connection is retried too); returns the decoded JSON object of a 200 answer."""
         url = self.url(path)
         body = json.dumps(payload).encode('utf-8')
-        attempt = 0
-        while True:
-            problem = None
-            try:
-                response = self._send(path, body)
-            except requests.exceptions.SSLError as exc:
-                raise ServingError('TLS error talking to the serving-proxy at %s: %s' % (self.base_url, exc), url=url,
-                                   hint='Check ca_path, client_cert/client_key, or set validate_certs=false for a '
-                                        'test server.')
-            except requests.exceptions.ConnectionError as exc:
-                problem = 'could not connect (%s)' % _connection_problem(exc) if _never_connected(exc) else \
-                    'the connection broke (%s)' % _connection_problem(exc)
-                response = None
-            except requests.exceptions.Timeout as exc:
-                raise ServingError('The serving-proxy at %s did not answer within %s seconds: %s'
-                                   % (self.base_url, self.timeout, exc), url=url,
-                                   hint='Increase timeout; a host party that answers slowly delays the guest.')
-            except requests.exceptions.RequestException as exc:
-                raise ServingError('request to the serving-proxy at %s failed: %s' % (self.base_url, exc), url=url)
-            if response is not None and response.status_code not in RETRY_HTTP_STATUSES:
-                return self._parse(url, response)
-            if response is not None:
-                problem = 'HTTP %s' % response.status_code
-            if attempt >= self.retries:
-                if response is not None:
-                    return self._parse(url, response)
-                raise ServingError(
-                    'The serving-proxy at %s is unreachable: %s (after %d attempt(s))'
-                    % (self.base_url, problem, attempt + 1),
-                    url=url, hint='Check serving_proxy_url (the serving-proxy HTTP port, 8059 by default) and that '
-                                  'FATE-Serving runs and is reachable from the host running this task.')
-            delay = self.retry_delay * (2 ** attempt)
-            attempt += 1
-            self.module.warn('serving-proxy %s: %s; retrying in %.1f s (attempt %d of %d)'
-                             % (path, problem, delay, attempt + 1, self.retries + 1))
-            time.sleep(delay)
+        response = self._retry_loop(lambda: self._send(path, body), Call('POST', path, {'url': url}, True,
+                                                                         RETRY_HTTP_STATUSES))
+        return self._parse(url, response)
+
+    def _timed_out(self, exc, call):
+        raise ServingError('The serving-proxy at %s did not answer within %s seconds: %s'
+                           % (self.base_url, self.timeout, exc), url=call.where['url'],
+                           hint='Increase timeout; a host party that answers slowly delays the guest.')
 
     def _parse(self, url, response):
         status = response.status_code
-        try:
-            doc = json.loads(response.content.decode('utf-8'))
-        except (ValueError, UnicodeDecodeError):
-            doc = None
+        doc = json_body(response)
         if status in (404, 405):
             if isinstance(doc, dict):
                 text = doc.get('error')
             else:
-                text = _short_text(response.content.decode('utf-8', 'replace'))
+                text = body_text(response)
             raise ServingError('The server at %s has no %s (HTTP %s).' % (self.base_url, urlsplit(url).path, status),
                                url=url, http_status=status, retmsg=text, reason=ServingError.ENDPOINT_MISSING,
                                hint='Check that serving_proxy_url points at the FATE-Serving serving-proxy HTTP port '
@@ -340,10 +232,10 @@ class ServingClient(object):
             if isinstance(doc, dict):
                 message = doc.get('message') or doc.get('error') or doc.get('retmsg')
             else:
-                message = _short_text(response.content.decode('utf-8', 'replace')) or '(empty)'
+                message = body_text(response) or '(empty)'
             raise ServingError('The serving-proxy at %s answered HTTP %s: %s' % (self.base_url, status, message),
                                url=url, http_status=status, retmsg=message, reason=ServingError.HTTP)
-        if isinstance(doc, dict) and _FLOW_NOT_FOUND_RE.search(str(doc.get('retmsg') or '')):
+        if isinstance(doc, dict) and FLOW_NOT_FOUND_RE.search(str(doc.get('retmsg') or '')):
             # FATE Flow 1.9+ answers an unknown path with HTTP 200 and retcode 100 "<NotFound '404: Not Found'>".
             raise ServingError('The server at %s has no %s: %s' % (self.base_url, urlsplit(url).path, doc['retmsg']),
                                url=url, http_status=status, retcode=doc.get('retcode'), retmsg=doc.get('retmsg'),
@@ -351,7 +243,7 @@ class ServingClient(object):
                                hint='This looks like FATE Flow: serving_proxy_url must point at the FATE-Serving '
                                     'serving-proxy HTTP port (8059 by default).')
         if not isinstance(doc, dict) or 'retcode' not in doc:
-            text = _short_text(response.content.decode('utf-8', 'replace')) or '(empty)'
+            text = body_text(response) or '(empty)'
             raise ServingError('The serving-proxy at %s answered with a body that is not a FATE-Serving answer: %s'
                                % (self.base_url, text), url=url, http_status=status, retmsg=text,
                                reason=ServingError.NOT_JSON,
