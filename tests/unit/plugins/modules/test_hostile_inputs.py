@@ -33,6 +33,7 @@ from ansible_collections.fate.flow.tests.unit.plugins.fake_flow import (
     UNIFY,
     FakeFlow,
     fixture,
+    fixture_json,
     guide_pipeline,
     json_reply,
     make_archive,
@@ -105,13 +106,17 @@ def test_import_refuses_a_hostile_version_stored_in_the_archive(monkeypatch, tmp
 
 def test_import_sends_hostile_but_valid_names_literally(monkeypatch, tmp_path):
     path = make_archive(str(tmp_path / ("it's $(x) #1.zip")), guide_pipeline())
-    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found')).on(
+    stored = fixture_json('g4/query_imported_guest', sha256='')
+    stored['data'][0].update(f_model_id=LITERAL, f_model_version=LITERAL)
+    fake = FakeFlow('1.11').on('/v1/model/query', fixture('g4/query_not_found'), json_reply(stored)).on(
         '/v1/model/import', json_reply({'retcode': 0, 'retmsg': 'success', 'data': {}}))
     result = run_module(model_import, {'archive': path, 'role': 'guest', 'party_id': '99', 'model_id': LITERAL,
                                        'model_version': LITERAL}, fake, monkeypatch)
-    assert result['status'] == 'imported', result
+    assert result['status'] == 'imported' and result['verified'] is True, result
     body = fake.calls_to('/v1/model/import')[0].body
     assert LITERAL.encode('utf-8') in body
+    # the verifying query asks for the same literal names
+    assert LITERAL in fake.calls_to('/v1/model/query')[-1].json['model_id']
 
 
 @pytest.mark.parametrize('option, value, message', [
