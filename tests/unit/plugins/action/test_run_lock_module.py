@@ -15,36 +15,14 @@ from unittest import mock
 import pytest
 import yaml
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.fate.flow.plugins.action import run_lock as action
 from ansible_collections.fate.flow.plugins.module_utils import _run_lock as rl
 from ansible_collections.fate.flow.plugins.modules import run_lock
-
-
-class _Exit(Exception):
-    pass
+from ansible_collections.fate.flow.tests.unit.plugins.module_runner import run_main
 
 
 def run_module(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault('changed', False)
-        raise _Exit(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs.update(failed=True, msg=msg)
-        raise _Exit(kwargs)
-
-    with mock.patch.object(basic.AnsibleModule, 'exit_json', exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', fail_json), patch_module_args(args):
-        with pytest.raises(_Exit) as info:
-            run_lock.main()
-    return info.value.args[0]
+    return run_main(run_lock, args, check_mode)
 
 
 @pytest.fixture

@@ -10,41 +10,17 @@ from __future__ import annotations
 import json
 import os
 import stat
-from unittest import mock
-
 import pytest
 import yaml
 
-from ansible.module_utils import basic
-from ansible.module_utils.testing import patch_module_args
-
 from ansible_collections.fate.flow.plugins.modules import run_report
+from ansible_collections.fate.flow.tests.unit.plugins.module_runner import run_main
 
 DATA = {'operation': 'pipeline', 'bytes_moved': 42, 'parties': [{'archive_name': 'guest#99#m_v.zip'}]}
 
 
-class _Exit(Exception):
-    pass
-
-
 def run(args, check_mode=False):
-    args = dict(args)
-    if check_mode:
-        args['_ansible_check_mode'] = True
-
-    def exit_json(self, **kwargs):
-        kwargs.setdefault('changed', False)
-        raise _Exit(kwargs)
-
-    def fail_json(self, msg, **kwargs):
-        kwargs.update(failed=True, msg=msg)
-        raise _Exit(kwargs)
-
-    with mock.patch.object(basic.AnsibleModule, 'exit_json', exit_json), \
-            mock.patch.object(basic.AnsibleModule, 'fail_json', fail_json), patch_module_args(args):
-        with pytest.raises(_Exit) as info:
-            run_report.main()
-    return info.value.args[0]
+    return run_main(run_report, args, check_mode)
 
 
 def _mode(path):
