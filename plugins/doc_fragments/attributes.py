@@ -29,6 +29,24 @@ attributes:
       - fate.flow.fate_flow
 '''
 
+    # Modules that work on files of the host they run on (model_transfer, run_lock, run_report); each states its own
+    # support for check_mode, diff_mode and idempotent.
+    HOST_MODULE = r'''
+options: {}
+attributes:
+  check_mode:
+    description: Can run in check mode and report what would change without changing anything.
+  diff_mode:
+    description: Returns details on what has changed (or would change in check mode) when run with C(--diff).
+  idempotent:
+    description:
+      - Running the task again with the same options changes nothing and reports C(changed=false).
+  platform:
+    description: Target operating systems.
+    support: full
+    platforms: posix
+'''
+
     # Read-only modules (model_info, flow_info).
     INFO_MODULE = r'''
 options: {}

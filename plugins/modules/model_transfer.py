@@ -165,16 +165,12 @@ options:
     default: aes128-gcm@openssh.com,aes256-gcm@openssh.com,chacha20-poly1305@openssh.com,aes128-ctr,aes192-ctr,aes256-ctr
 attributes:
   check_mode:
-    description: Can run in check mode and report what would change without changing anything.
     support: full
     details: Both hosts are inspected (and files hashed when needed) but nothing is written; the result tells how
       many bytes would move.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when run with C(--diff).
     support: none
   idempotent:
-    description:
-      - Running the task again with the same options changes nothing and reports C(changed=false).
     support: full
     details: A destination that already holds the same sha256 is left in place and only its owner, group and mode
       are corrected.
@@ -184,10 +180,8 @@ attributes:
   async:
     description: Supports being used with the C(async) keyword.
     support: none
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - fate.flow.attributes.host_module
 notes:
   - Both hosts need the C(ansible_connection) V(ssh) (or V(smart)) or V(local), and a Python 3 interpreter
     (C(ansible_python_interpreter), otherwise V(python3)), which runs small read, write and hash helpers.

@@ -82,16 +82,12 @@ options:
     type: str
 attributes:
   check_mode:
-    description: Can run in check mode and report what would change without changing anything.
     support: full
     details: Check mode reads the lock and reports whether this run could take it, never creates or removes it, does
       not wait, and does not fail when another run holds the lock (it warns).
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when run with C(--diff).
     support: none
   idempotent:
-    description:
-      - Running the task again with the same options changes nothing and reports C(changed=false).
     support: full
     details: Taking a lock this run already holds, or releasing one it does not hold, reports C(changed=false).
   action:
@@ -100,10 +96,8 @@ attributes:
   async:
     description: Supports being used with the C(async) keyword.
     support: none
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - fate.flow.attributes.host_module
 notes:
   - The lock directory must be on a file system that the party's runs share, normally local disk. Stale-lock
     takeover and release are serialised with C(flock) on the directory where the file system supports it.

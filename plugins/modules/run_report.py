@@ -45,21 +45,15 @@ options:
     default: '0700'
 attributes:
   check_mode:
-    description: Can run in check mode and report what would change without changing anything.
     support: full
     details: Check mode writes nothing and reports whether the files would change.
   diff_mode:
-    description: Returns details on what has changed (or would change in check mode) when run with C(--diff).
     support: none
   idempotent:
-    description:
-      - Running the task again with the same options changes nothing and reports C(changed=false).
     support: full
     details: Files that already hold the same content are not rewritten.
-  platform:
-    description: Target operating systems.
-    support: full
-    platforms: posix
+extends_documentation_fragment:
+  - fate.flow.attributes.host_module
 seealso:
   - module: fate.flow.run_lock
 '''
