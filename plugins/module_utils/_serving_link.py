@@ -986,8 +986,10 @@ def secret_paths(data, prefix=()):
     if isinstance(data, dict):
         for key, value in data.items():
             path = prefix + (str(key),)
-            if isinstance(value, (dict, list)):
-                found += secret_paths(value, path) if isinstance(value, dict) else []
+            if isinstance(value, dict):
+                found += secret_paths(value, path)
+            elif isinstance(value, list):
+                continue
             elif _SECRET_KEY_RE.search(str(key)) and value not in (None, ''):
                 found.append(path)
     return found

@@ -51,7 +51,7 @@ attributes:
     support: none
   idempotent:
     support: full
-    details: Files that already hold the same content are not rewritten.
+    details: Files that already hold the same content are not rewritten; only a mode other than O(mode) is corrected.
 extends_documentation_fragment:
   - fate.flow.attributes.host_module
 seealso:
@@ -83,6 +83,7 @@ text_path:
 
 import json
 import os
+import stat
 import tempfile
 
 from ansible.module_utils.basic import AnsibleModule
@@ -102,6 +103,10 @@ def _same(path, content):
             return handle.read() == content
     except OSError:
         return False
+
+
+def _file_mode(path):
+    return stat.S_IMODE(os.stat(path).st_mode)
 
 
 def _write(path, content, mode):
@@ -146,7 +151,9 @@ def main():
     if len(files) > 1:
         result['text_path'] = files[1][0]
     pending = [(path, content) for path, content in files if not _same(path, content)]
-    result['changed'] = bool(pending) or not os.path.isdir(p['dir'])
+    # a report with the right content but another mode (an older run, a hand copy) gets the mode back
+    loose = [path for path, content in files if (path, content) not in pending and _file_mode(path) != mode]
+    result['changed'] = bool(pending or loose) or not os.path.isdir(p['dir'])
     if module.check_mode or not result['changed']:
         module.exit_json(**result)
     try:
@@ -155,6 +162,8 @@ def main():
             os.chmod(p['dir'], dir_mode)        # makedirs applies the umask
         for path, content in pending:
             _write(path, content, mode)
+        for path in loose:
+            os.chmod(path, mode)
     except OSError as exc:
         module.fail_json(msg='cannot write the report in %s: %s. Choose a writable directory (fate_report_dir) '
                              'and run again.' % (p['dir'], exc.strerror or exc), **result)

@@ -78,3 +78,12 @@ def test_an_unwritable_directory_says_what_to_do(tmp_path):
     result = run(dict(dir=str(blocker / 'reports'), name='r', data=DATA))
     assert result['failed'] and 'cannot write the report in' in result['msg'] and 'fate_report_dir' in result['msg']
     assert blocker.read_text() == 'not a directory'
+
+
+def test_a_report_left_readable_gets_its_mode_back(tmp_path):
+    args = dict(dir=str(tmp_path), name='r', data=DATA, text='t')
+    first = run(args)
+    os.chmod(first['text_path'], 0o644)
+    assert run(args, check_mode=True)['changed'] is True and _mode(first['text_path']) == 0o644
+    assert run(args)['changed'] is True and _mode(first['text_path']) == 0o600
+    assert run(args)['changed'] is False
