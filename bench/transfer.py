@@ -19,7 +19,10 @@ The two Ansible methods get a fresh ControlPersist directory for every run, and 
 it are closed (ssh -O exit) when the run ends: a master opened by one method (e.g. without -C) is
 never reused by the next one.
 
-For each run it records the wall time of the whole command, MiB/s, and the peak memory of the
+For each run it records the wall time of the whole command, MiB/s, for the two Ansible methods also
+the time of their task(s) as a playbook reports it (tests/sandbox/callback_plugins/fate_results.py:
+from the task's start to its result, i.e. without ansible-playbook's start-up, as a task of a longer
+playbook such as the pipeline costs), and the peak memory of the
 controller-side process tree: the sum of VmRSS of the command and all its descendants (Ansible's
 workers and the ssh clients included), sampled every 200 ms from /proc, plus the largest single
 process (getrusage RUSAGE_CHILDREN ru_maxrss, measured in a fresh subprocess per run). Prints one
@@ -41,6 +44,7 @@ import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SANDBOX = os.path.join(REPO, "sandbox")
+CALLBACKS = os.path.join(REPO, "tests", "sandbox", "callback_plugins")  # fate_results: per-task seconds
 VENV_BIN = os.path.join(REPO, ".venv", "bin")
 MIB = 1024 * 1024
 PAGE_KIB = os.sysconf("SC_PAGE_SIZE") // 1024
@@ -195,15 +199,28 @@ class Bench(object):
 
     def ansible_run(self, kind, argv):
         """measure() an Ansible command with a config of `kind` and a ControlPersist directory of its own,
-        whose masters are closed afterwards (so no method ever reuses another one's connection)."""
+        whose masters are closed afterwards (so no method ever reuses another one's connection).
+
+        Returns (measured, tasks): tasks are fate_results' records, whose "seconds" run from the task's
+        start to its result, as a task of a longer playbook (the pipeline) costs."""
         cpdir = tempfile.mkdtemp(prefix="fbcp")  # short: the socket path must fit in 107 bytes
         cfg = os.path.join(self.work, "%s.cfg" % kind)
         with open(cfg, "w", encoding="utf-8") as handle:
             handle.write(self.CONFIGS[kind] % cpdir)
+        results = os.path.join(self.work, "results-%s.json" % kind)
+        if os.path.exists(results):
+            os.unlink(results)
         env = dict(os.environ, ANSIBLE_CONFIG=cfg, ANSIBLE_COLLECTIONS_PATH=self.collections,
-                   ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-tmp"))
+                   ANSIBLE_NOCOLOR="1", ANSIBLE_LOCAL_TEMP=os.path.join(self.work, "ansible-tmp"),
+                   ANSIBLE_CALLBACK_PLUGINS=CALLBACKS, ANSIBLE_CALLBACKS_ENABLED="fate_results",
+                   FATE_RESULTS_FILE=results)
         try:
-            return measure(argv, env=env)
+            measured = measure(argv, env=env)
+            tasks = []
+            if os.path.exists(results):
+                with open(results, encoding="utf-8") as handle:
+                    tasks = json.load(handle)["tasks"]
+            return measured, tasks
         finally:
             for name in os.listdir(cpdir):
                 subprocess.run(["ssh", "-o", "ControlPath=%s" % os.path.join(cpdir, name), "-O", "exit", "bench"],
@@ -226,17 +243,13 @@ class Bench(object):
     def run_plugin(self, src, out):
         book = self.playbook("plugin", [
             {"name": "transfer", "fate.flow.model_transfer": {"src_host": "src", "src": src, "dest": out,
-                                                              "progress_interval": 0},
-             "register": "r"},
-            {"name": "report", "ansible.builtin.debug": {"msg": "BENCHRESULT {{ r | to_json }}"}}])
-        measured = self.ansible_run("project", [os.path.join(VENV_BIN, "ansible-playbook"), "-i", self.inventory,
-                                                book])
-        extra = {}
-        for line in measured[4].splitlines():
-            line = line.strip()
-            if line.startswith('"msg": "BENCHRESULT '):
-                data = json.loads(json.loads(line[len('"msg": '):])[len("BENCHRESULT "):])
-                extra = {"task_seconds": data.get("seconds"), "stream_mib_s": data.get("throughput")}
+                                                              "progress_interval": 0}}])
+        measured, tasks = self.ansible_run("project", [os.path.join(VENV_BIN, "ansible-playbook"), "-i",
+                                                       self.inventory, book])
+        extra = {"task_seconds": sum(t["seconds"] for t in tasks) if tasks else None}
+        if tasks:
+            extra.update(plugin_seconds=tasks[0]["result"].get("seconds"),
+                         stream_mib_s=tasks[0]["result"].get("throughput"))
         return measured, extra
 
     def run_ssh_pipe(self, src, out, ciphers=None):
@@ -267,12 +280,13 @@ class Bench(object):
              "delegate_to": "src"},
             {"name": "copy", "ansible.builtin.copy": {"src": local, "dest": out, "mode": "0600"}}])
         try:
-            measured = self.ansible_run("stock", [os.path.join(VENV_BIN, "ansible-playbook"), "-vvv", "-i",
-                                                  self.inventory, book])
+            measured, tasks = self.ansible_run("stock", [os.path.join(VENV_BIN, "ansible-playbook"), "-vvv", "-i",
+                                                         self.inventory, book])
             # every ssh Ansible ran must have had the stock -C (no master without it to reuse)
             execs = [line for line in measured[4].splitlines() if "SSH: EXEC " in line]
             compressed = sum(1 for line in execs if " -C " in line)
-            return measured, {"ssh_execs": len(execs), "ssh_execs_with_C": compressed}
+            return measured, {"ssh_execs": len(execs), "ssh_execs_with_C": compressed,
+                              "task_seconds": sum(t["seconds"] for t in tasks) if len(tasks) == 2 else None}
         finally:
             shutil.rmtree(stage, ignore_errors=True)
 
@@ -319,10 +333,11 @@ class Bench(object):
                         results.setdefault(size, {}).setdefault(method, []).append(row)
                         note = ""
                         if method == "fetch_copy":
-                            note = "  ssh with -C: %d of %d" % (extra["ssh_execs_with_C"], extra["ssh_execs"])
+                            note = "  tasks %s s, ssh with -C: %d of %d" % (
+                                extra.get("task_seconds"), extra["ssh_execs_with_C"], extra["ssh_execs"])
                         if method == "plugin":
-                            note = "  task %s s, stream %s MiB/s" % (extra.get("task_seconds"),
-                                                                     extra.get("stream_mib_s"))
+                            note = "  task %s s (plugin %s s), stream %s MiB/s" % (
+                                extra.get("task_seconds"), extra.get("plugin_seconds"), extra.get("stream_mib_s"))
                         print("  %-8s %-12s run %d: %7.2f s %7.1f MiB/s  tree peak %6.1f MiB  largest process "
                               "%6.1f MiB  load %.2f%s%s"
                               % (human(size), method, repeat + 1, seconds, row["mib_s"], tree, single, load, note,
@@ -340,40 +355,52 @@ class Bench(object):
             shutil.rmtree(self.work, ignore_errors=True)
 
     def report(self, results, sizes, methods):
-        def best(size, method, key="seconds"):
-            rows = [r for r in results.get(size, {}).get(method, []) if r["ok"]]
+        def median(size, method, key="seconds"):
+            rows = [r for r in results.get(size, {}).get(method, []) if r["ok"] and r.get(key)]
             if not rows:
                 return None
-            rows.sort(key=lambda r: r["seconds"])
-            return rows[len(rows) // 2]  # median run
+            rows.sort(key=lambda r: r[key])
+            return rows[len(rows) // 2]
+
+        def cost(size, method, key):
+            """Seconds by `key`: "task" is the Ansible methods' task time (start-up left out), the
+            command's wall time for the others (they have no start-up to leave out)."""
+            if key == "task" and method in ("plugin", "fetch_copy"):
+                row = median(size, method, "task_seconds")
+                return row and row["task_seconds"]
+            row = median(size, method)
+            return row and row["seconds"]
 
         print()
-        print("| size | method | seconds | MiB/s | peak RSS, process tree (MiB) | largest process (MiB) | load |")
-        print("|---|---|---|---|---|---|---|")
+        print("| size | method | seconds | MiB/s | Ansible task(s) | peak RSS, process tree (MiB) "
+              "| largest process (MiB) | load |")
+        print("|---|---|---|---|---|---|---|---|")
         for size in sizes:
             for method in methods:
-                r = best(size, method)
+                r = median(size, method)
                 if r is None:
-                    print("| %s | %s | failed | | | | |" % (human(size), method))
+                    print("| %s | %s | failed | | | | | |" % (human(size), method))
                     continue
-                note = ""
+                task = "%.2f s" % r["task_seconds"] if r.get("task_seconds") else ""
                 if method == "plugin" and r.get("stream_mib_s"):
-                    note = " (stream %.1f MiB/s, task %.1f s)" % (r["stream_mib_s"], r["task_seconds"])
-                print("| %s | %s | %.2f | %.1f%s | %.1f | %.1f | %.2f |" % (
-                    human(size), method, r["seconds"], r["mib_s"], note, r["tree_mib"], r["single_mib"], r["load"]))
-        print()
-        print("| size | plugin / ssh_pipe (target >= 0.9) | plugin / ssh_pipe_aes | plugin / scp3 "
-              "| plugin / fetch_copy (target >= 8) |")
-        print("|---|---|---|---|---|")
-        for size in sizes:
-            p = best(size, "plugin")
+                    task += " (stream %.1f MiB/s)" % r["stream_mib_s"]
+                print("| %s | %s | %.2f | %.1f | %s | %.1f | %.1f | %.2f |" % (
+                    human(size), method, r["seconds"], r["mib_s"], task, r["tree_mib"], r["single_mib"], r["load"]))
+        for key, title in (("wall", "whole commands (ansible-playbook's start-up included)"),
+                           ("task", "the Ansible methods' tasks (start-up left out, as in a pipeline run)")):
+            print()
+            print("ratios of the plugin, %s:" % title)
+            print("| size | / ssh_pipe (target >= 0.9) | / ssh_pipe_aes | / scp3 | / fetch_copy (target >= 8) |")
+            print("|---|---|---|---|---|")
+            for size in sizes:
+                mine = cost(size, "plugin", key)
 
-            def ratio(other):
-                o = best(size, other)
-                return "%.2f" % (o["seconds"] / p["seconds"]) if p and o else "n/a"
-            print("| %s | %s | %s | %s | %s |" % (human(size), ratio("ssh_pipe"), ratio("ssh_pipe_aes"), ratio("scp3"),
-                                                ratio("fetch_copy")))
-        plugin_peaks = [(s, best(s, "plugin")) for s in sizes]
+                def ratio(other):
+                    theirs = cost(size, other, key)
+                    return "%.2f" % (theirs / mine) if mine and theirs else "n/a"
+                print("| %s | %s | %s | %s | %s |" % (human(size), ratio("ssh_pipe"), ratio("ssh_pipe_aes"),
+                                                    ratio("scp3"), ratio("fetch_copy")))
+        plugin_peaks = [(s, median(s, "plugin")) for s in sizes]
         plugin_peaks = [(s, r) for s, r in plugin_peaks if r]
         if len(plugin_peaks) >= 2:
             (s0, r0), (s1, r1) = plugin_peaks[0], plugin_peaks[-1]

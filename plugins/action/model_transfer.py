@@ -7,10 +7,12 @@
 
 How the bytes move (transfer_mode=relay, the default)
 ------------------------------------------------------
-The controller starts two processes of its own, one per endpoint, built from each host's resolved
+The controller starts one helper session per endpoint, built from each host's resolved
 connection settings (the ssh connection plugin builds the ssh command line, so ansible_host,
 ansible_port, ansible_user, keys, ssh_args/common/extra args, host key checking, timeout and
-passwords all apply as for any other task; a ``local`` connection runs ``/bin/sh -c`` directly):
+passwords all apply as for any other task; a ``local`` connection runs ``/bin/sh -c`` directly).
+The session answers the controller's probes and hashes over its stdin/stdout and then carries the
+data, so each host costs one handshake:
 
 * on the source, a small Python reader hashes the whole file (sha256, and sha1 when FATE's
   ``.sha1`` sidecar exists) and writes the bytes from the resume offset to stdout;
@@ -20,7 +22,7 @@ passwords all apply as for any other task; a ``local`` connection runs ``/bin/sh
 The controller joins the source's stdout pipe to the destination's stdin pipe with ``os.splice``
 (Linux; a plain read/write loop elsewhere): the data never enters Python, the only buffers are the
 two pipes (``buffer_size`` each), nothing is written to the controller's disk, and the byte count
-drives the progress lines. The data streams use their own ssh connections without compression (zips
+drives the progress lines. The sessions use their own ssh connections without compression (zips
 are compressed already) and without the ControlPersist master (which may have been opened with -C).
 
 Then the destination re-reads the ``.part`` (verify=true), compares its sha256 with the source's,
@@ -69,13 +71,16 @@ _DEFAULT_CIPHERS = {}  # ssh binary -> its built-in cipher list (ssh -G -F /dev/
 
 # Runs on the endpoints with their Python (ansible_python_interpreter, default python3), as
 # ``python -c HELPER <op> <base64 json args>``. Results are printed as one "FFXFER:<json>" line on
-# stdout, except for "send" (stdout is the data; the summary goes to stderr).
+# stdout, except for "send" (stdout is the data; the summary goes to stderr). The "session" op runs
+# one op after another as the controller asks for them on stdin, so that one connection per host
+# serves the whole task.
 HELPER = r'''
 import base64, errno, hashlib, json, os, stat, sys, time
 MARK = "FFXFER:"
 OP = sys.argv[1]
 A = json.loads(base64.b64decode(sys.argv[2]).decode("utf-8"))
 CH = int(A.get("chunk") or 1048576)
+PENDING = b""  # stdin bytes the session read past a command line: the start of recv's data
 
 
 def emit(data, stream=None):
@@ -264,20 +269,10 @@ def op_recv():
     part = A["part"]
     offset = int(A.get("offset") or 0)
     length = A.get("length")
-    marker = A.get("marker")
     verify = bool(A.get("verify", True))
     progress = float(A.get("progress") or 0)
     inp = sys.stdin.fileno()
-    pending = b""
-    if marker:
-        token = marker.encode("ascii") + b"\n"
-        while token not in pending:
-            block = os.read(inp, 4096)
-            if not block:
-                emit({"error": "the stream ended before it started"})
-                return
-            pending += block
-        pending = pending.split(token, 1)[1]
+    pending = PENDING
     leftover = b""
     if length is not None and len(pending) > length:
         pending, leftover = pending[:length], pending[length:]
@@ -423,10 +418,48 @@ def op_attrs():
     emit({"changed": changed, "final": fstat(path)})
 
 
-try:
-    globals()["op_" + OP]()
-except Exception as exc:
-    emit({"error": "%s: %s" % (type(exc).__name__, exc)}, sys.stderr if OP == "send" else sys.stdout)
+def run(op):
+    try:
+        globals()["op_" + op]()
+    except SystemExit:
+        raise
+    except Exception as exc:
+        emit({"error": "%s: %s" % (type(exc).__name__, exc)}, sys.stderr if op == "send" else sys.stdout)
+        return False
+    return True
+
+
+def op_session():
+    # stdin: anything (a become password sudo did not ask for) up to the marker line, then one
+    # {"op": ..., "args": ...} line per op; "send" and "recv" take over stdout or stdin and end it
+    global A, CH, PENDING
+    inp = sys.stdin.fileno()
+    token = A["marker"].encode("ascii") + b"\n"
+    buf = b""
+    while token not in buf:
+        block = os.read(inp, 4096)
+        if not block:
+            return
+        buf += block
+    buf = buf.split(token, 1)[1]
+    while True:
+        while b"\n" not in buf:
+            block = os.read(inp, 65536)
+            if not block:
+                return
+            buf += block
+        line, buf = buf.split(b"\n", 1)
+        command = json.loads(line.decode("utf-8"))
+        A = command["args"]
+        CH = int(A.get("chunk") or CH)
+        PENDING, buf = buf, b""
+        if command["op"] in ("send", "recv"):
+            sys.exit(0 if run(command["op"]) else 1)
+        run(command["op"])
+        buf, PENDING = PENDING, b""
+
+
+if not run(OP):
     sys.exit(1)
 '''
 
@@ -602,6 +635,114 @@ class Endpoint(object):
         return cmd, (), None
 
 
+class Session(object):
+    """One helper process on one endpoint, over one connection, for the whole task.
+
+    Probes, hashes and the data stream all go through it, so each host costs one ssh handshake and
+    one Python start. It is started as a data stream (its own connection, no compression, the cipher
+    preference) because it may end up carrying the archive. Results are read straight from the pipe
+    (never ahead of them: the helper writes nothing until it is asked for the next op), and stderr is
+    drained alongside so that a chatty ssh (-vvv) cannot block it."""
+
+    def __init__(self, action, ep):
+        self.action = action
+        self.ep = ep
+        self.finished = False
+        self.err = b''
+        self.pending = b''
+        marker = 'FFXFER-START-%s' % base64.b32encode(os.urandom(10)).decode('ascii')
+        self.proc = action._spawn(ep, ep.helper_command('session', {'marker': marker}), stream=True)
+        self._write(ep.stdin_prefix() + to_bytes(marker) + b'\n')
+
+    def _write(self, data):
+        try:
+            self.proc.stdin.write(data)
+            self.proc.stdin.flush()
+        except (OSError, ValueError):
+            pass  # the helper is gone; result() reports why
+
+    def request(self, op, args):
+        self._write(to_bytes(json.dumps({'op': op, 'args': args})) + b'\n')
+        if op in ('send', 'recv'):
+            self.finished = True
+
+    def result(self, op):
+        """The JSON result of the op asked for last."""
+        out, err = self.proc.stdout.fileno(), self.proc.stderr.fileno()
+        poller = select.poll()
+        for fd in (out, err):
+            poller.register(fd, select.POLLIN | select.POLLHUP | select.POLLERR)
+        seen = b''
+        mark = b'\n' + to_bytes(MARK)
+        while True:
+            at = self.pending.find(mark)
+            end = self.pending.find(b'\n', at + 1) if at >= 0 else -1
+            if end >= 0:
+                line, self.pending = self.pending[at + len(mark):end], self.pending[end + 1:]
+                try:
+                    return json.loads(to_text(line, errors='surrogate_or_replace'))
+                except ValueError:
+                    continue
+            open_fds = 0
+            for fd, dummy in poller.poll(1000):
+                block = os.read(fd, 65536)
+                if fd == out:
+                    if not block:
+                        poller.unregister(out)
+                        self.finished = True
+                        self.proc.wait()
+                        self.err += self._rest(err)
+                        raise TransferError(self.action._failure_text(self.ep, op, self.proc.returncode, self.err,
+                                                                      seen + self.pending))
+                    seen += block if len(seen) < 65536 else b''
+                    self.pending += block
+                elif block:
+                    self.err += block
+                else:
+                    poller.unregister(err)
+                open_fds += 1
+            if not open_fds:
+                self.action._check_parent()
+
+    @staticmethod
+    def _rest(fd):
+        chunks = []
+        while True:
+            try:
+                block = os.read(fd, 65536)
+            except OSError:
+                break
+            if not block:
+                break
+            chunks.append(block)
+        return b''.join(chunks)
+
+    def take_over(self):
+        """The process, for the data stream that follows send/recv; stderr read so far comes with it."""
+        if self.pending.strip():
+            raise TransferError('unexpected output from the helper on %s before the data: %r'
+                                % (self.ep.describe(), self.pending[:200]))
+        return self.proc
+
+    def close(self):
+        proc = self.proc
+        self.finished = True
+        if proc.stdin is not None:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            proc.stdin = None
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+
+
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
@@ -639,6 +780,7 @@ class ActionModule(ActionBase):
         self._args = args
         started = self._started = time.time()
         self._parent = os.getppid()
+        self._sessions = {}
         try:
             out = self._transfer(args, task_vars)
         except TransferError as exc:
@@ -646,6 +788,8 @@ class ActionModule(ActionBase):
             result.update(failed=True, msg=to_text(exc))
             result.setdefault('changed', False)
             return result
+        finally:
+            self._close_sessions()
         out['seconds'] = round(time.time() - started, 3)
         moved = out.get('bytes_transferred', 0)
         spent = out.get('_stream_seconds') or out['seconds']
@@ -757,19 +901,24 @@ class ActionModule(ActionBase):
                 os.close(close_fd)
         return proc
 
-    def _helper(self, ep, op, args):
-        """Start a helper op; returns a callable giving its JSON result (to run several at once)."""
-        args = dict(args, chunk=self._block())
-        proc = self._spawn(ep, ep.helper_command(op, args))
-        prefix = ep.stdin_prefix()
+    def _session(self, ep):
+        """The endpoint's helper session, started on first use (again after send/recv ended one)."""
+        session = self._sessions.get(id(ep))
+        if session is None or session.finished:
+            session = self._sessions[id(ep)] = Session(self, ep)
+        return session
 
-        def wait():
-            out, err = proc.communicate(prefix)
-            data = _parse_marked(out)
-            if data is None:
-                raise TransferError(self._failure_text(ep, op, proc.returncode, err, out))
-            return data
-        return wait
+    def _close_sessions(self):
+        for session in self._sessions.values():
+            session.close()
+        self._sessions = {}
+
+    def _helper(self, ep, op, args):
+        """Ask the endpoint's session for an op; returns a callable giving its JSON result (so that
+        both hosts work at once)."""
+        session = self._session(ep)
+        session.request(op, dict(args, chunk=self._block()))
+        return lambda: session.result(op)
 
     def _block(self):
         return min(self._args['buffer_size'], HELPER_BLOCK)
@@ -1025,38 +1174,28 @@ class ActionModule(ActionBase):
         src, dst, part, base = job['src'], job['dst'], job['part'], job['base']
         offset, size = job['offset'], job['size']
         bufsize = self._args['buffer_size']
-        marker = 'FFXFER-START-%s' % base64.b32encode(os.urandom(10)).decode('ascii')
         need = size - offset
-        send_cmd = src.helper_command('send', {'path': job['src_path'], 'offset': offset,
-                                               'sha1': job['sidecar'] is not None, 'chunk': self._block()})
-        recv_cmd = dst.helper_command('recv', {'part': part, 'offset': offset, 'marker': marker,
-                                               'chunk': self._block(),
-                                               'verify': self._args['verify'], 'length': need, 'trailer': True})
-        sp = self._spawn(src, send_cmd, stream=True)
-        try:
-            dp = self._spawn(dst, recv_cmd, stream=True)
-        except BaseException:
-            sp.kill()
-            sp.wait()
-            raise
+        # the sessions that inspected both hosts carry the data: no second connection
+        s_session, d_session = self._session(src), self._session(dst)
+        s_session.request('send', {'path': job['src_path'], 'offset': offset, 'sha1': job['sidecar'] is not None,
+                                   'chunk': self._block()})
+        d_session.request('recv', {'part': part, 'offset': offset, 'chunk': self._block(),
+                                   'verify': self._args['verify'], 'length': need, 'trailer': True})
+        sp, dp = s_session.take_over(), d_session.take_over()
         state = {'t0': time.time(), 'last': time.time(), 'label': '%s:%s -> %s:%s' % (
             src.name, posixpath.basename(job['src_path']), dst.name, posixpath.basename(part))}
         moved = 0
         receiver_gone = False
         try:
-            prefix = src.stdin_prefix()
-            if prefix:
-                sp.stdin.write(prefix)
             sp.stdin.close()
             sp.stdin = None
-            dp.stdin.write(dst.stdin_prefix() + to_bytes(marker) + b'\n')
-            dp.stdin.flush()
             moved, receiver_gone = self._pump(sp, dp, need, bufsize, state)
             if moved and time.time() - state['t0'] >= self._args['progress_interval'] > 0:
                 self._progress(state, moved, need, force=True)
             if receiver_gone:
                 sp.kill()
             s_out, s_err = sp.communicate()
+            s_err = s_session.err + s_err
             send = _parse_marked(s_err)
             action, problem = self._judge(job, send, None, moved)
             if send is None and not receiver_gone:
@@ -1084,7 +1223,8 @@ class ActionModule(ActionBase):
         if recv is not None and recv.get('error'):
             self._receiver_error(dst, recv, job)
         if recv is None:
-            raise TransferError(self._failure_text(dst, 'receiving into %s' % part, dp.returncode, d_err, d_out) +
+            raise TransferError(self._failure_text(dst, 'receiving into %s' % part, dp.returncode,
+                                                   d_session.err + d_err, d_out) +
                                 '; the partial copy (if any) is kept for resuming', **base)
         if problem:
             raise problem

@@ -151,7 +151,7 @@ options:
     description:
       - Cipher preference (an ssh C(Ciphers) list, comma-separated) for the SSH connections that carry the data
         (the two data streams in O(transfer_mode=relay), the destination's C(ssh) to the source in
-        O(transfer_mode=direct)). The short inspection and hashing commands keep Ansible's usual connection.
+        O(transfer_mode=direct)). In relay mode that is the one connection per host that also inspects and hashes.
       - The default puts AES-GCM first, which processors with AES instructions encrypt at about twice the speed of
         OpenSSH's default C(chacha20-poly1305@openssh.com), and otherwise lists the same ciphers as OpenSSH's
         default; the server picks the first one it also supports. Every OpenSSH since 6.5 understands the list.
@@ -188,9 +188,10 @@ notes:
   - Become is supported with the V(sudo) method (with or without a password) and with V(su) when the connecting
     user is root. The data streams use the become user of each host, so that user must be able to read O(src)
     and write the destination directory.
-  - Password authentication uses C(sshpass) as the C(ssh) connection plugin does. SSH connection reuse
-    (C(ControlPersist)) is used for the short commands; each data stream opens a connection of its own, without
-    compression and with the cipher preference of O(stream_ciphers).
+  - Password authentication uses C(sshpass) as the C(ssh) connection plugin does. Each host gets one connection of
+    its own for the whole task (inspection, hashing and, in relay mode, the data), without compression, without the
+    C(ControlPersist) master (which may have been opened with C(-C)) and with the cipher preference of
+    O(stream_ciphers): one SSH handshake per host.
   - In O(transfer_mode=direct), the destination logs in to the source. That gives the destination's key access to
     the source host; only use it between hosts that already trust each other.
 seealso:
