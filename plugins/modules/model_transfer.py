@@ -191,7 +191,7 @@ notes:
   - Password authentication uses C(sshpass) as the C(ssh) connection plugin does. Each host gets one connection of
     its own for the whole task (inspection, hashing and, in relay mode, the data), without compression, without the
     C(ControlPersist) master (which may have been opened with C(-C)) and with the cipher preference of
-    O(stream_ciphers): one SSH handshake per host.
+    O(stream_ciphers), so each host costs one SSH handshake per task.
   - In O(transfer_mode=direct), the destination logs in to the source. That gives the destination's key access to
     the source host; only use it between hosts that already trust each other.
 seealso:

@@ -256,6 +256,23 @@ def test_names_with_hash_and_spaces_then_unchanged_and_check_mode(runner, area):
     assert checked_same["bytes_transferred"] == 0
 
 
+def _logins(host):
+    with open(host["log"], encoding="utf-8", errors="replace") as handle:
+        return sum(1 for line in handle if "Accepted publickey" in line)
+
+
+def test_one_connection_per_host_inspects_and_carries_the_data(runner, ssh_hosts, area):
+    # each host costs one ssh handshake per task: the helper that inspects it also carries the data
+    src = random_file(str(area / ARCHIVE), 5 * MIB + 3)
+    dest = str(area / "one connection.zip")
+    before = {name: _logins(ssh_hosts[name]) for name in ("src", "dst")}
+    result = runner.run({"src_host": "src", "src": src, "dest": dest})
+    assert_ok(result)
+    assert sha256(dest) == sha256(src) == result["sha256"]
+    after = {name: _logins(ssh_hosts[name]) for name in ("src", "dst")}
+    assert after == {"src": before["src"] + 1, "dst": before["dst"] + 1}, (before, after)
+
+
 def _descendants(pid):
     children = {}
     for entry in os.listdir("/proc"):
