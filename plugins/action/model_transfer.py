@@ -1135,6 +1135,10 @@ class ActionModule(ActionBase):
             summary, recv, moved = self._relay(job)
             final_stat = recv['final']
         else:
+            # the data goes over the destination's own ssh to the source: the inspection sessions would sit idle
+            # for the whole transfer (where a firewall may drop idle connections), so the steps after it open
+            # fresh ones
+            self._close_sessions()
             summary, recv, moved = self._direct(job)
             action, problem = self._judge(job, summary, recv.get('sha256'), moved)
             if problem:
